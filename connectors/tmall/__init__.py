@@ -1,0 +1,23 @@
+"""Tmall/Taobao source connector over the TOP gateway (client, streams, settings, write-back; quirks in README)."""
+
+from connectors.tmall.client import TopClient
+from connectors.tmall.mapping_functions import COMPUTES
+from connectors.tmall.settings import TmallShopSettings
+from connectors.tmall.streams import OrdersStream
+from connectors.tmall.writeback import ship
+from hub.connector import SourceConnector
+
+
+def open_streams(settings: TmallShopSettings) -> dict:
+    client = TopClient(settings)
+    return {"orders": OrdersStream(client, page_size=settings.sync.page_size)}
+
+
+SOURCE = SourceConnector(
+    channel="tmall",
+    settings_type=TmallShopSettings,
+    mapping_file="tmall.yaml",
+    computes=COMPUTES,
+    open_streams=open_streams,
+    ship=ship,
+)

@@ -1,0 +1,34 @@
+"""Named functions the Tmall mapping (mappings/tmall.yaml) may call by name; pure, dict in, value out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.mapping import shanghai_time, yuan_to_fen
+
+
+def tmall_line_total(line: Mapping[str, Any], _context: Mapping[str, Any]) -> int:
+    """price x num in fen (TOP's own line total_fee already nets adjust and discount)."""
+    return yuan_to_fen(line["price"]) * int(line["num"])
+
+
+def tmall_payments(trade: Mapping[str, Any], _context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One Alipay payment per paid trade; unpaid trades have none."""
+    if not trade.get("pay_time"):
+        return []
+    txn = trade.get("alipay_no") or None
+    return [{
+        "payment_id": str(txn or trade.get("tid_str") or trade.get("tid")),
+        "method": "alipay",
+        "channel_txn_id": txn,
+        "amount": yuan_to_fen(trade["payment"]),
+        "currency": "CNY",
+        "paid_at": shanghai_time(trade["pay_time"]),
+    }]
+
+
+COMPUTES = {
+    "tmall_line_total": tmall_line_total,
+    "tmall_payments": tmall_payments,
+}

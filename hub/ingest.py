@@ -1,0 +1,282 @@
+"""Ingest one batch (a page) of raw channel records in one transaction.
+
+    raw archived -> mapped -> validated -> upserted with the version guard -> bound -> outbox written
+    (+ the sync cursor and window ledger, when the caller hands them in, in the *same* transaction)
+
+A record that cannot be mapped or validated is quarantined with its reason and raw payload and the rest of the page
+lands. The version guard: a record whose ``updated_at`` is newer than the stored one replaces it (version + 1, an
+``order.changed`` event); equal or older is a no-op, so replaying a window changes nothing. The guard sits in the
+UPDATE's WHERE clause too, so two writers racing on one order cannot move it backwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from hub.errors import RecordError
+from hub.logging import get_logger
+from hub.mapping import Mapper
+from hub.models import Order
+from hub.store import schema as t
+from hub.store.schema import utcnow
+
+log = get_logger(__name__)
+ENTITY = "order"
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    hub_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        for name in ("received", "new", "changed", "unchanged", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.hub_ids.extend(other.hub_ids)
+
+
+def canonical_json(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_hash(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def new_hub_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who the records come from: channel, shop, how to read their external id, and the mapping to apply."""
+
+    channel: str
+    shop: str
+    mapper: Mapper
+    external_id: Callable[[Mapping[str, Any]], str | None]
+    entity: str = ENTITY
+
+
+CursorMove = Callable[[Connection], None]
+
+
+def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str, Any]], *,
+                   in_same_transaction: CursorMove | None = None, actor: str = "sync",
+                   quarantine_ids: Mapping[int, int] | None = None) -> IngestResult:
+    """Map, validate and store ``records`` in one transaction; run ``in_same_transaction`` inside it.
+
+    ``quarantine_ids`` (record index -> quarantine row id) marks records coming back from quarantine, so that their
+    rows are closed (or updated with the new reason) in the same transaction.
+    """
+    now = utcnow()
+    result = IngestResult()
+    context = {"channel": source.channel, "shop": source.shop}
+    good: dict[str, tuple[Order, str, int]] = {}  # external id -> (order, raw json, record index); newest wins
+    raws: list[dict[str, Any]] = []
+    bad: list[tuple[int, str | None, RecordError, str]] = []
+    for index, record in enumerate(records):
+        result.received += 1
+        raw = canonical_json(record)
+        ext = source.external_id(record) if isinstance(record, Mapping) else None
+        try:
+            order = source.mapper.to_model(record, context)
+        except RecordError as exc:
+            bad.append((index, ext, exc, raw))
+            continue
+        ext = order.order_id
+        raws.append({"external_id": ext, "raw": raw, "updated_at": order.updated_at})
+        previous = good.get(ext)
+        if previous is None or order.updated_at > previous[0].updated_at:
+            good[ext] = (order, raw, index)
+
+    with engine.begin() as conn:
+        _archive_raw(conn, source, raws, now)
+        existing = _existing(conn, source, list(good))
+        outbox_rows, audit_rows = [], []
+        new_orders, new_lines, new_bindings = [], [], []
+        for ext, (order, _raw, _index) in good.items():
+            stored = existing.get(ext)
+            if stored is None:
+                hub_id = new_hub_id()
+                new_bindings.append({"channel": source.channel, "shop": source.shop, "entity": source.entity,
+                                     "external_id": ext, "hub_id": hub_id, "created_at": now})
+                new_orders.append(_order_row(hub_id, order, 1, now, first_seen=now))
+                new_lines.extend(_line_rows(hub_id, order))
+                outbox_rows.append(_event("order.accepted", hub_id, 1, order, now))
+                audit_rows.append(_audit(hub_id, now, "order.accepted", actor,
+                                         {"version": 1, "status": order.status.value,
+                                          "updated_at": order.updated_at.isoformat()}))
+                result.new += 1
+                result.hub_ids.append(hub_id)
+                continue
+            hub_id, stored_updated_at, stored_version = stored
+            if order.updated_at <= stored_updated_at:
+                result.unchanged += 1
+                continue
+            version = stored_version + 1
+            row = _order_row(hub_id, order, version, now)
+            updated = conn.execute(
+                sa.update(t.orders)
+                .where(t.orders.c.hub_id == hub_id, t.orders.c.updated_at < order.updated_at)
+                .values(**{k: v for k, v in row.items() if k not in ("hub_id", "first_seen_at")})
+            ).rowcount
+            if updated != 1:  # another writer stored a newer version between our read and this update
+                result.unchanged += 1
+                continue
+            conn.execute(sa.delete(t.order_lines).where(t.order_lines.c.hub_id == hub_id))
+            new_lines.extend(_line_rows(hub_id, order))
+            outbox_rows.append(_event("order.changed", hub_id, version, order, now))
+            audit_rows.append(_audit(hub_id, now, "order.changed", actor,
+                                     {"version": version, "status": order.status.value,
+                                      "updated_at": order.updated_at.isoformat(),
+                                      "previous_updated_at": stored_updated_at.isoformat()}))
+            result.changed += 1
+            result.hub_ids.append(hub_id)
+        if new_bindings:
+            conn.execute(sa.insert(t.bindings), new_bindings)
+            conn.execute(sa.insert(t.orders), new_orders)
+        if new_lines:
+            conn.execute(sa.insert(t.order_lines), new_lines)
+        if outbox_rows:
+            conn.execute(sa.insert(t.outbox), outbox_rows)
+        if audit_rows:
+            conn.execute(sa.insert(t.audit_trail), audit_rows)
+        result.quarantined = _quarantine(conn, source, bad, now, quarantine_ids or {})
+        if quarantine_ids:
+            back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
+            if back:
+                conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
+                             .values(status="replayed", updated_at=now))
+        if in_same_transaction is not None:
+            in_same_transaction(conn)
+    for index, ext, exc, _raw in bad:
+        log.warning("record quarantined", external_id=ext, error=exc.to_dict())
+    return result
+
+
+def _existing(conn: Connection, source: Source, external_ids: list[str]) -> dict[str, tuple[str, datetime, int]]:
+    """external id -> (hub id, stored updated_at, version) for the ids already bound."""
+    found: dict[str, tuple[str, datetime, int]] = {}
+    for chunk_start in range(0, len(external_ids), 500):
+        chunk = external_ids[chunk_start:chunk_start + 500]
+        rows = conn.execute(
+            sa.select(t.bindings.c.external_id, t.orders.c.hub_id, t.orders.c.updated_at, t.orders.c.version)
+            .join(t.orders, t.orders.c.hub_id == t.bindings.c.hub_id)
+            .where(t.bindings.c.channel == source.channel, t.bindings.c.shop == source.shop,
+                   t.bindings.c.entity == source.entity, t.bindings.c.external_id.in_(chunk))
+        )
+        for ext, hub_id, updated_at, version in rows:
+            found[ext] = (hub_id, updated_at, version)
+    return found
+
+
+def _archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], now: datetime) -> None:
+    """Keep every distinct received version of every record (hash-deduplicated)."""
+    if not raws:
+        return
+    for item in raws:
+        item["hash"] = content_hash(item["raw"])
+    known: set[tuple[str, str]] = set()
+    ids = list({r["external_id"] for r in raws})
+    for chunk_start in range(0, len(ids), 500):
+        rows = conn.execute(
+            sa.select(t.raw_payloads.c.external_id, t.raw_payloads.c.content_hash).where(
+                t.raw_payloads.c.channel == source.channel, t.raw_payloads.c.shop == source.shop,
+                t.raw_payloads.c.entity == source.entity,
+                t.raw_payloads.c.external_id.in_(ids[chunk_start:chunk_start + 500]))
+        )
+        known.update((e, h) for e, h in rows)
+    fresh, seen = [], set()
+    for item in raws:
+        key = (item["external_id"], item["hash"])
+        if key in known or key in seen:
+            continue
+        seen.add(key)
+        fresh.append({"channel": source.channel, "shop": source.shop, "entity": source.entity,
+                      "external_id": item["external_id"], "content_hash": item["hash"],
+                      "updated_at": item["updated_at"], "received_at": now, "payload": item["raw"]})
+    if fresh:
+        conn.execute(sa.insert(t.raw_payloads), fresh)
+
+
+def _quarantine(conn: Connection, source: Source, bad: list[tuple[int, str | None, RecordError, str]],
+                now: datetime, quarantine_ids: Mapping[int, int]) -> int:
+    """Quarantine bad records; the same payload seen again only bumps the attempt count of its open row."""
+    count = 0
+    for index, ext, exc, raw in bad:
+        count += 1
+        attrs = {k: v for k, v in exc.attributes.items() if k != "group_key"}
+        group_key = str(exc.attributes.get("group_key") or exc.message)[:191]
+        qid = quarantine_ids.get(index)
+        if qid is None:
+            qid = conn.execute(
+                sa.select(t.quarantine.c.id).where(
+                    t.quarantine.c.channel == source.channel, t.quarantine.c.shop == source.shop,
+                    t.quarantine.c.entity == source.entity, t.quarantine.c.status == "open",
+                    t.quarantine.c.external_id == ext if ext is not None else t.quarantine.c.external_id.is_(None),
+                    t.quarantine.c.payload == raw)
+            ).scalar()
+        if qid is not None:
+            conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id == qid).values(
+                attempts=t.quarantine.c.attempts + 1, reason=exc.message, group_key=group_key, attributes=attrs,
+                error_kind=exc.kind, updated_at=now))
+            continue
+        conn.execute(sa.insert(t.quarantine).values(
+            channel=source.channel, shop=source.shop, entity=source.entity, external_id=ext, error_kind=exc.kind,
+            reason=exc.message, group_key=group_key, attributes=attrs, payload=raw, status="open", attempts=1,
+            created_at=now, updated_at=now))
+    return count
+
+
+def _order_row(hub_id: str, order: Order, version: int, now: datetime, first_seen: datetime | None = None
+               ) -> dict[str, Any]:
+    row = {
+        "hub_id": hub_id, "channel": order.platform, "shop": order.shop_id, "order_id": order.order_id,
+        "status": order.status.value, "raw_status": order.raw_status[:64], "version": version,
+        "updated_at": order.updated_at, "placed_at": order.created_at, "paid_at": order.paid_at,
+        "paid_total": order.paid_total, "currency": order.currency,
+        "document": order.model_dump(mode="json"), "last_written_at": now,
+    }
+    if first_seen is not None:
+        row["first_seen_at"] = first_seen
+    return row
+
+
+def _line_rows(hub_id: str, order: Order) -> list[dict[str, Any]]:
+    return [{"hub_id": hub_id, "line_id": line.line_id, "merchant_sku_code": line.merchant_sku_code,
+             "platform_sku_id": line.platform_sku_id, "title": (line.title or "")[:255] or None, "qty": line.qty,
+             "unit_price": line.unit_price, "line_paid": line.line_paid, "status": line.status.value,
+             "raw_status": line.raw_status[:64]} for line in order.lines]
+
+
+def _event(event_type: str, hub_id: str, version: int, order: Order, now: datetime) -> dict[str, Any]:
+    return {"event_type": event_type, "entity": ENTITY, "hub_id": hub_id, "version": version, "created_at": now,
+            "payload": {"channel": order.platform, "shop": order.shop_id, "order_id": order.order_id,
+                        "status": order.status.value, "version": version,
+                        "updated_at": order.updated_at.isoformat()}}
+
+
+def _audit(hub_id: str, now: datetime, action: str, actor: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"hub_id": hub_id, "at": now, "action": action, "actor": actor, "detail": detail}
+
+
+def load_order(conn: Connection, hub_id: str) -> tuple[Order, int] | None:
+    row = conn.execute(sa.select(t.orders.c.document, t.orders.c.version).where(t.orders.c.hub_id == hub_id)).first()
+    if row is None:
+        return None
+    return Order.model_validate_json(json.dumps(row.document) if not isinstance(row.document, str)
+                                     else row.document), row.version

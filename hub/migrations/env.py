@@ -1,0 +1,34 @@
+"""Alembic environment: run migrations on the connection ``hub.store.migrate`` hands over, or on a URL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from hub.store.db import create_engine_for, database_url
+from hub.store.schema import metadata
+
+config = context.config
+target_metadata = metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine_for(database_url(config.get_main_option("sqlalchemy.url")))
+    with engine.connect() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    context.configure(url=database_url(config.get_main_option("sqlalchemy.url")), target_metadata=target_metadata,
+                      literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    run_migrations_online()

@@ -1,0 +1,235 @@
+"""Tables of the hub. Alembic migrations (hub/migrations) create them; a test keeps both in step.
+
+Identity lives in ``bindings`` (channel, shop, entity, external id -> hub id), the OCA "binder". Orders keep their
+channel key denormalised too, under a unique constraint, so a double binding can never slip through.
+Column sizes stay within MySQL/InnoDB index limits under utf8mb4.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC with microseconds (DATETIME(6) on MySQL); returns aware UTC; refuses naive input."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+Json = sa.JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+bindings = sa.Table(
+    "bindings",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("shop", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("external_id", sa.String(128), primary_key=True),
+    sa.Column("hub_id", sa.String(40), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("hub_id", sa.String(40), primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("shop", sa.String(64), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("raw_status", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False, comment="1 for the first accepted version, +1 per newer one"),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, comment="the channel's last-modified time: the guard"),
+    sa.Column("placed_at", UTCDateTime(), nullable=False),
+    sa.Column("paid_at", UTCDateTime(), nullable=True),
+    sa.Column("paid_total", sa.BigInteger(), nullable=False, comment="fen"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("document", Json, nullable=False, comment="the canonical Order as JSON"),
+    sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("last_written_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel", "shop", "order_id"),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("hub_id", sa.String(40), sa.ForeignKey("orders.hub_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("line_id", sa.String(128), primary_key=True),
+    sa.Column("merchant_sku_code", sa.String(128), nullable=True, index=True),
+    sa.Column("platform_sku_id", sa.String(128), nullable=True),
+    sa.Column("title", sa.String(255), nullable=True),
+    sa.Column("qty", sa.Integer(), nullable=False),
+    sa.Column("unit_price", sa.BigInteger(), nullable=False),
+    sa.Column("line_paid", sa.BigInteger(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("raw_status", sa.String(64), nullable=False),
+)
+
+raw_payloads = sa.Table(
+    "raw_payloads",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("shop", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("external_id", sa.String(128), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=True, comment="the version the channel stamped, if readable"),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("payload", LongText, nullable=False),
+    sa.UniqueConstraint("channel", "shop", "entity", "external_id", "content_hash"),
+)
+
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("shop", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(32), primary_key=True),
+    sa.Column("position", UTCDateTime(), nullable=False, comment="everything modified before this has been read"),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+sync_windows = sa.Table(
+    "sync_windows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(32), nullable=False),
+    sa.Column("shop", sa.String(64), nullable=False),
+    sa.Column("stream", sa.String(32), nullable=False),
+    sa.Column("window_start", UTCDateTime(), nullable=False),
+    sa.Column("window_end", UTCDateTime(), nullable=False),
+    sa.Column("pages", sa.Integer(), nullable=False, default=0),
+    sa.Column("records_seen", sa.Integer(), nullable=False, default=0),
+    sa.Column("reported_total", sa.Integer(), nullable=True),
+    sa.Column("scans", sa.Integer(), nullable=False, default=1),
+    sa.Column("closed", sa.Boolean(), nullable=False, default=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("scanned_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_sync_windows_open", "connector", "shop", "stream", "closed"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("shop", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("external_id", sa.String(128), nullable=True),
+    sa.Column("error_kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("group_key", sa.String(191), nullable=True, index=True,
+              comment="what must be fixed, e.g. 'unknown value status=X': groups the quarantine by cause"),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("payload", LongText, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True, comment="open | replayed | discarded"),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=1),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_type", sa.String(48), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("hub_id", sa.String(40), nullable=False, index=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger(), nullable=False, comment="every outbox id <= position is handled"),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+dispatches = sa.Table(
+    "dispatches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("sink", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.BigInteger(), nullable=False),
+    sa.Column("idempotency_key", sa.String(191), nullable=False),
+    sa.Column("hub_id", sa.String(40), nullable=False, index=True),
+    sa.Column("entity_version", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True,
+              comment="in_flight | in_doubt | done | skipped | parked"),
+    sa.Column("document_ref", sa.String(191), nullable=True, comment="the target's id for the document"),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_error", Json, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("sink", "event_id"),
+    sa.Index("ix_dispatches_key", "sink", "idempotency_key"),
+)
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("hub_id", sa.String(40), sa.ForeignKey("orders.hub_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("shipment_id", sa.String(128), nullable=False),
+    sa.Column("carrier_code", sa.String(32), nullable=False),
+    sa.Column("waybill_no", sa.String(64), nullable=False),
+    sa.Column("document", Json, nullable=False, comment="the canonical Shipment as JSON"),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("shipped_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("hub_id", "shipment_id"),
+)
+
+audit_trail = sa.Table(
+    "audit_trail",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("hub_id", sa.String(40), nullable=False, index=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("action", sa.String(48), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("detail", Json, nullable=False),
+)
