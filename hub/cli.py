@@ -46,7 +46,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(quarantine_app, name="quarantine")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="configuration file (default: orderhub.yaml "
                                                                       "or $ORDERHUB_CONFIG)")]
@@ -310,13 +310,13 @@ def quarantine_list(config: ConfigOpt = None,
         rows = quarantine_rows(hub.engine, include_closed=all_, limit=limit)
     g = Table(title="quarantine by cause")
     for col in ("cause", "records", "shops"):
-        g.add_column(col)
+        g.add_column(col, overflow="fold")
     for key, count, shops in groups:
         g.add_row(key, str(count), shops)
     console.print(g)
     table = Table(title="records")
     for col in ("id", "status", "channel/shop", "entity", "external id", "kind", "reason", "attempts"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r.id), r.status, f"{r.channel}/{r.shop}", r.entity, r.external_id or "-", r.error_kind,
                       r.reason, str(r.attempts))
