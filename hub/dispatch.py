@@ -28,7 +28,6 @@ from hub.connector import Sink
 from hub.errors import ConfigurationError, InDoubtError, OrderHubError, RecordError, TransientError
 from hub.ingest import load_order
 from hub.logging import bind_run, get_logger
-from hub.retry import call_with_retry
 from hub.store import schema as t
 from hub.store.schema import utcnow
 
@@ -131,8 +130,7 @@ def _blocked_by_parked(engine: Engine, sink: Sink, event: Any) -> int | None:
             t.dispatches.c.status == "parked", t.dispatches.c.event_id < event.id)).scalar()
 
 
-def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, attempts: int = 5, sleep=None,
-                  max_batches: int | None = None) -> DispatchReport:
+def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, max_batches: int | None = None) -> DispatchReport:
     """Deliver every pending event to one sink; returns what happened. ConfigurationError stops the run."""
     report = DispatchReport(sink.name)
     batches = 0
@@ -143,7 +141,7 @@ def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, attempts: int
                 break
             progressed = False
             for event in events:
-                progressed |= _dispatch_one(engine, sink, event, report, attempts, sleep)
+                progressed |= _dispatch_one(engine, sink, event, report)
             batches += 1
             if not progressed or (max_batches and batches >= max_batches):
                 break
@@ -153,7 +151,7 @@ def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, attempts: int
     return report
 
 
-def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport, attempts: int, sleep) -> bool:
+def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport) -> bool:
     with engine.connect() as conn:
         loaded = load_order(conn, event.hub_id)
     if loaded is None:
@@ -174,11 +172,9 @@ def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport
         report.skipped += 1
         return True
     try:
-        delivery = call_with_retry(lambda: sink.deliver(order, {"version": event.version,
-                                                               "event_type": event.event_type,
-                                                               "payload": event.payload,
-                                                               "idempotency_key": key}),
-                                   attempts=attempts, sleep=sleep)
+        # no retry layer here: the sink's client already retries under the one policy (hub.retry)
+        delivery = sink.deliver(order, {"version": event.version, "event_type": event.event_type,
+                                        "payload": event.payload, "idempotency_key": key})
     except ConfigurationError as exc:
         _finish(engine, sink, event, "parked", error=exc.to_dict())
         raise

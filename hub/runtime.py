@@ -122,12 +122,12 @@ class Hub:
         records = [stream.fetch_one(order_id) for order_id in order_ids]
         return ingest_records(self.engine, self.source(shop_settings, stream), records, actor="sync-by-id")
 
-    def dispatch(self, sink_name: str | None = None, sleep=None) -> list[DispatchReport]:
+    def dispatch(self, sink_name: str | None = None) -> list[DispatchReport]:
         reports = []
         for sink in self.sinks():
             if sink_name and sink.name != sink_name:
                 continue
-            reports.append(dispatch_sink(self.engine, sink, sleep=sleep))
+            reports.append(dispatch_sink(self.engine, sink))
         return reports
 
     def feedback(self) -> list[FeedbackReport]:
@@ -173,8 +173,8 @@ class Hub:
             reports.append(report)
         return reports
 
-    def writeback(self, sleep=None) -> DispatchReport:
-        return dispatch_sink(self.engine, self.writeback_sink(), sleep=sleep)
+    def writeback(self) -> DispatchReport:
+        return dispatch_sink(self.engine, self.writeback_sink())
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         report = RunReport()
