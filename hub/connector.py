@@ -79,7 +79,20 @@ class Sink(Protocol):
 
 
 @dataclass(frozen=True)
+class FeedbackItem:
+    """One message a target sent back (a ship confirmation...): its feed position, the parsed result or the
+    RecordError that explains why it cannot be taken in, and the raw text for the quarantine."""
+
+    position: int
+    confirm: Any | None  # hub.feedback.ShipConfirm
+    error: Exception | None
+    raw: str
+
+
+@dataclass(frozen=True)
 class SinkConnector:
     kind: str
     settings_type: type[BaseModel]
     open: Callable[[Any], Sink]
+    # targets that report back (a WMS's ship confirmations) and can be polled: (settings, after) -> items
+    poll_feedback: Callable[[Any, int], list[FeedbackItem]] | None = None

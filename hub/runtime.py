@@ -12,7 +12,7 @@ The CLI and the Airflow DAGs both call these methods; neither holds logic of its
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -131,43 +131,39 @@ class Hub:
         return reports
 
     def feedback(self) -> list[FeedbackReport]:
-        """Poll ship confirmations from sinks configured to be polled (push mode receives them instead)."""
-        from connectors.qimen_wms.client import QimenClient
-        from connectors.qimen_wms.confirms import parse_confirm, poll_feed, to_ship_confirm
+        """Poll what sinks send back (ship confirmations); each item is recorded once, bad ones quarantined."""
+        from connectors.registry import SINKS
 
         reports = []
         for sink_settings in self.settings.enabled_sinks():
-            confirms = getattr(sink_settings, "confirms", None)
-            if confirms is None or confirms.mode != "poll" or not confirms.feed_url:
+            poll = SINKS[sink_settings.kind].poll_feedback
+            if poll is None:
                 continue
             report = FeedbackReport(sink_settings.name)
-            client = QimenClient(sink_settings)
             feed = f"feed:{sink_settings.name}"
             with bind_run(sink=sink_settings.name, step="feedback"):
                 while True:
                     with self.engine.connect() as conn:
                         after = int(conn.execute(sa.select(t.subscriptions.c.position)
                                                  .where(t.subscriptions.c.name == feed)).scalar() or 0)
-                    items, last_seq = poll_feed(confirms.feed_url, after, timeout_s=sink_settings.http.timeout_s)
+                    items = poll(sink_settings, after)
                     if not items:
                         break
                     for item in items:
                         report.received += 1
-                        params, body = dict(item.get("params") or {}), str(item.get("body") or "")
-                        try:
-                            if not client.verify_incoming(params, body):
-                                raise RecordError("ship confirmation with a wrong signature",
-                                                  group_key="wms confirm signature mismatch",
-                                                  sink=sink_settings.name)
-                            outcome = record_confirm(self.engine,
-                                                     to_ship_confirm(sink_settings.name, parse_confirm(body)))
-                        except RecordError as exc:
+                        outcome = None
+                        if item.error is None:
+                            try:
+                                outcome = record_confirm(self.engine, item.confirm)
+                            except RecordError as exc:
+                                item = replace(item, error=exc)
+                        if item.error is not None:
                             report.rejected += 1
-                            self._quarantine_message(sink_settings.name, "wms_confirm", body, exc)
+                            self._quarantine_message(sink_settings.name, "feedback", item.raw, item.error)
                         else:
                             report.recorded += outcome == "recorded"
                             report.duplicates += outcome == "duplicate"
-                        self._set_feed_position(feed, int(item.get("seq") or last_seq))
+                        self._set_feed_position(feed, item.position)
             log.info("feedback finished", sink=sink_settings.name, received=report.received,
                      recorded=report.recorded, duplicates=report.duplicates, rejected=report.rejected)
             reports.append(report)

@@ -97,3 +97,27 @@ def to_ship_confirm(sink_name: str, confirm: DeliveryConfirm):
         packages=[ConfirmPackage(p.logistics_code, p.express_code, p.package_code, p.items)
                   for p in confirm.packages],
     )
+
+
+def poll(settings, after: int) -> list:
+    """The sink connector's feedback hook: confirms after ``after``, verified and parsed (or the reason not)."""
+    from connectors.qimen_wms.client import QimenClient
+    from hub.connector import FeedbackItem
+
+    feed = settings.confirms
+    if feed.mode != "poll" or not feed.feed_url:
+        return []
+    client = QimenClient(settings)
+    items, _last = poll_feed(feed.feed_url, after, timeout_s=settings.http.timeout_s)
+    out = []
+    for item in items:
+        params, body = dict(item.get("params") or {}), str(item.get("body") or "")
+        try:
+            if not client.verify_incoming(params, body):
+                raise RecordError("ship confirmation with a wrong signature",
+                                  group_key="wms confirm signature mismatch", sink=settings.name)
+            out.append(FeedbackItem(int(item["seq"]), to_ship_confirm(settings.name, parse_confirm(body)), None,
+                                    body))
+        except RecordError as exc:
+            out.append(FeedbackItem(int(item["seq"]), None, exc, body))
+    return out
