@@ -1,0 +1,188 @@
+"""The admin API under ``/_sandbox/``: JSON in, JSON out, for tests and integration engineers driving the sandbox.
+
+It creates and changes channel orders, reads and sets fault knobs, ships WMS orders by hand, registers the confirm
+callback and reports the record of truth (what the simulated platforms really hold, to compare with what the hub
+ingested). Each handler only parses and validates HTTP input, then calls the matching ``SandboxApp`` method.
+Errors are ``{"error": "..."}`` with HTTP 400 (bad input) or 404 (unknown order / code).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox import clock
+from sandbox.faults import FaultError
+from sandbox.world import MALFORMED_KINDS, WorldError
+
+if TYPE_CHECKING:
+    from sandbox.app import SandboxApp
+
+PREFIX = "/_sandbox"
+
+ENDPOINTS = (
+    ("GET|POST", "/top/router/rest", "Tmall TOP gateway (signed)"),
+    ("POST", "/qimen/router", "Qimen WMS router (signed, XML body)"),
+    ("GET", "/qimen/_confirms?after=&limit=", "pull feed of signed deliveryorder.confirm messages"),
+    ("GET", f"{PREFIX}/", "this list"),
+    ("GET", f"{PREFIX}/health", "liveness and seed"),
+    ("GET", f"{PREFIX}/credentials", "app keys, secrets, shop sessions, WMS customer"),
+    ("GET", f"{PREFIX}/catalogue", "the SKUs (merchant codes = WMS item codes)"),
+    ("POST", f"{PREFIX}/orders", "create paid Tmall trades"),
+    ("POST", f"{PREFIX}/orders/tmall/<tid>/modify", "change a Tmall trade"),
+    ("GET", f"{PREFIX}/faults", "current fault knobs"),
+    ("POST", f"{PREFIX}/faults", "merge fault knobs ({'reset': true} restores defaults)"),
+    ("GET", f"{PREFIX}/truth", "record of truth"),
+    ("POST", f"{PREFIX}/reset", "fresh world, default knobs"),
+    ("POST", f"{PREFIX}/wms/ship", "ship created delivery orders"),
+    ("GET", f"{PREFIX}/wms/callback", "confirm push status"),
+    ("POST", f"{PREFIX}/wms/callback", "set the confirm push URL"),
+)
+
+
+class BadRequest(Exception):
+    """Invalid admin input; becomes HTTP 400."""
+
+
+class AdminApi:
+    def __init__(self, app: SandboxApp) -> None:
+        self.app = app
+        self._handlers: dict[str, Callable[..., object]] = {
+            "admin_index": self.index,
+            "admin_health": self.health,
+            "admin_credentials": lambda request: self.app.credentials(),
+            "admin_catalogue": lambda request: {"skus": self.app.catalogue()},
+            "admin_create_orders": self.create_orders,
+            "admin_modify_order": self.modify_order,
+            "admin_faults": self.faults,
+            "admin_truth": lambda request: self.app.truth(),
+            "admin_reset": self.reset,
+            "admin_wms_ship": self.wms_ship,
+            "admin_wms_callback": self.wms_callback,
+        }
+
+    @staticmethod
+    def rules() -> list[Rule]:
+        return [
+            Rule(f"{PREFIX}/", endpoint="admin_index", methods=["GET"]),
+            Rule(f"{PREFIX}/health", endpoint="admin_health", methods=["GET"]),
+            Rule(f"{PREFIX}/credentials", endpoint="admin_credentials", methods=["GET"]),
+            Rule(f"{PREFIX}/catalogue", endpoint="admin_catalogue", methods=["GET"]),
+            Rule(f"{PREFIX}/orders", endpoint="admin_create_orders", methods=["POST"]),
+            Rule(f"{PREFIX}/orders/tmall/<tid>/modify", endpoint="admin_modify_order", methods=["POST"]),
+            Rule(f"{PREFIX}/faults", endpoint="admin_faults", methods=["GET", "POST"]),
+            Rule(f"{PREFIX}/truth", endpoint="admin_truth", methods=["GET"]),
+            Rule(f"{PREFIX}/reset", endpoint="admin_reset", methods=["POST"]),
+            Rule(f"{PREFIX}/wms/ship", endpoint="admin_wms_ship", methods=["POST"]),
+            Rule(f"{PREFIX}/wms/callback", endpoint="admin_wms_callback", methods=["GET", "POST"]),
+        ]
+
+    def dispatch(self, endpoint: str, request: Request, **args: str) -> Response:
+        try:
+            payload = self._handlers[endpoint](request, **args)
+        except (BadRequest, FaultError) as exc:
+            return _json({"error": str(exc)}, 400)
+        except WorldError as exc:
+            return _json({"error": str(exc)}, exc.http_status)
+        return _json(payload)
+
+    # ------------------------------------------------------------------------------------------- handlers
+
+    def index(self, request: Request) -> dict:
+        return {"endpoints": [{"method": m, "path": p, "what": w} for m, p, w in ENDPOINTS]}
+
+    def health(self, request: Request) -> dict:
+        return {"ok": True, "seed": self.app.seed}
+
+    def create_orders(self, request: Request) -> dict:
+        body = _body(request)
+        channel = body.get("channel", "tmall")
+        if channel != "tmall":
+            raise BadRequest(f"unknown channel {channel!r}; the sandbox simulates: tmall")
+        shop = body.get("shop")
+        if not isinstance(shop, str):
+            raise BadRequest("shop is required (e.g. 'tm-flagship')")
+        malformed = body.get("malformed")
+        if malformed is not None and malformed not in MALFORMED_KINDS:
+            raise BadRequest(f"malformed must be one of {', '.join(MALFORMED_KINDS)}")
+        ids = self.app.create_tmall_orders(shop, body.get("count", 1), at=_at(body), malformed=malformed)
+        return {"ids": ids}
+
+    def modify_order(self, request: Request, tid: str) -> dict:
+        body = _body(request)
+        changes = {}
+        for name in ("seller_memo", "status", "receiver_city"):
+            value = body.get(name)
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f"{name} must be a string")
+            changes[name] = value
+        modified = self.app.modify_tmall_order(tid, at=_at(body), **changes)
+        return {"tid": tid, "modified": modified}
+
+    def faults(self, request: Request) -> dict:
+        if request.method == "POST":
+            body = _body(request)
+            with self.app.lock:
+                self.app.faults.merge(body)
+        with self.app.lock:
+            return self.app.faults.snapshot()
+
+    def reset(self, request: Request) -> dict:
+        seed = _body(request).get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise BadRequest("seed must be an integer")
+        self.app.reset(seed)
+        return {"ok": True, "seed": self.app.seed}
+
+    def wms_ship(self, request: Request) -> dict:
+        codes = _body(request).get("codes") or []
+        if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+            raise BadRequest("codes must be a list of deliveryOrderCode strings")
+        shipped = self.app.ship_pending(codes)
+        return {"shipped": shipped}
+
+    def wms_callback(self, request: Request) -> dict:
+        if request.method == "POST":
+            body = _body(request)
+            url = body.get("url")
+            if url is not None:
+                parts = urlsplit(url) if isinstance(url, str) else None
+                if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise BadRequest("url must be an absolute http(s) URL, or null to stop pushing")
+            after = body.get("after")
+            if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+                raise BadRequest("after must be a non-negative integer (a confirm seq)")
+            self.app.pusher.configure(url, after)
+        return self.app.pusher.status()
+
+
+def _body(request: Request) -> dict:
+    if not request.get_data(cache=True):
+        return {}
+    try:
+        body = json.loads(request.get_data(as_text=True))
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _at(body: dict) -> datetime | None:
+    raw = body.get("at")
+    if raw is None:
+        return None
+    try:
+        return clock.parse_wire(raw)
+    except ValueError:
+        raise BadRequest("at must be 'yyyy-MM-dd HH:mm:ss' (GMT+8)") from None
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")

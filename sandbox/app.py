@@ -1,0 +1,248 @@
+"""``SandboxApp``: the WSGI application that hosts the TOP gateway, the Qimen WMS and the admin API.
+
+Routing is by path (werkzeug ``Map``): ``/top/router/rest`` -> :mod:`sandbox.top`, ``/qimen/...`` ->
+:mod:`sandbox.qimen`, ``/_sandbox/...`` -> :mod:`sandbox.admin`. All mutable state (world, WMS book, fault knobs,
+confirm pusher cursor) sits on this object behind one ``threading.RLock``; handlers take it for the whole of their
+state access and release it before any deliberate sleep (latency, timeout faults), so a slow call never blocks others.
+
+The public methods below are the same operations the admin API exposes over HTTP, so in-process tests can drive the
+sandbox directly through ``handle.app``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import socket
+import threading
+from datetime import datetime, timedelta
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox import clock
+from sandbox.admin import AdminApi
+from sandbox.faults import Faults
+from sandbox.qimen import (
+    CONFIRMS_PATH,
+    DEFAULT_CARRIER,
+    ROUTER_PATH,
+    ConfirmPusher,
+    DeliveryOrder,
+    QimenRouter,
+    WmsBook,
+    build_confirm,
+)
+from sandbox.top import GATEWAY_PATH, TopGateway
+from sandbox.world import World, WorldError
+
+log = logging.getLogger(__name__)
+
+_ROUTES = Map(
+    [
+        Rule(GATEWAY_PATH, endpoint="top", methods=["GET", "POST"]),
+        Rule(ROUTER_PATH, endpoint="qimen", methods=["POST"]),
+        Rule(CONFIRMS_PATH, endpoint="qimen_confirms", methods=["GET"]),
+        *AdminApi.rules(),
+    ],
+    strict_slashes=False,
+)
+
+
+class SandboxApp:
+    """In-memory simulators of the Tmall TOP gateway and a Qimen WMS, seeded for determinism."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.lock = threading.RLock()
+        # Set by close(): wakes every deliberate sleep (latency, timeout faults, pusher backoff) at once.
+        self.stopping = threading.Event()
+        self.seed = seed
+        self.world = World.build(seed)
+        self.wms = WmsBook.build(seed)
+        self.faults = Faults()
+        self._request_ids = itertools.count(1)
+        self.top = TopGateway(self)
+        self.qimen = QimenRouter(self)
+        self.admin = AdminApi(self)
+        self.pusher = ConfirmPusher(self)
+
+    # ------------------------------------------------------------------------------------------- WSGI
+
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        return self.wsgi_app(environ, start_response)
+
+    def wsgi_app(self, environ, start_response):  # type: ignore[no-untyped-def]
+        request = Request(environ)
+        try:
+            endpoint, args = _ROUTES.bind_to_environ(environ).match()
+            if endpoint == "top":
+                response = self.top(request)
+            elif endpoint == "qimen":
+                response = self.qimen(request)
+            elif endpoint == "qimen_confirms":
+                response = self.qimen.confirms_feed(request)
+            else:
+                response = self.admin.dispatch(endpoint, request, **args)
+        except HTTPException as exc:
+            response = _json_error(exc.code or 500, exc.description or exc.name)
+        except Exception:
+            # A sandbox bug must surface as a readable 500, not a dropped connection.
+            log.exception("sandbox: unhandled error on %s %s", request.method, request.path)
+            response = _json_error(500, "internal sandbox error; see the sandbox log")
+        return response(environ, start_response)
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    def now(self) -> datetime:
+        return clock.now()
+
+    def visible_at(self) -> datetime:
+        """When a write made now becomes visible to the trade search APIs (``top.index_lag_s``)."""
+        lag = float(self.faults.get("top.index_lag_s"))  # type: ignore[arg-type]
+        return clock.precise_now() + timedelta(seconds=lag)
+
+    def next_request_id(self) -> str:
+        return f"sbx-{next(self._request_ids)}"
+
+    def pause(self, seconds: float) -> None:
+        """Sleep that ``close()`` interrupts, so shutting down never waits for a fault's sleep."""
+        if seconds > 0:
+            self.stopping.wait(seconds)
+
+    def stall(self, knob: dict, environ: dict) -> None:
+        """Lose the reply of a call whose effect was applied (``*.timeout_after_success``)."""
+        sock = environ.get("werkzeug.socket")
+        if knob.get("mode") == "drop" and isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.pause(float(knob["sleep_s"]))
+
+    def close(self) -> None:
+        """Stop background work (the confirm pusher) and wake any sleeping handler."""
+        self.stopping.set()
+        self.pusher.stop()
+
+    # ------------------------------------------------------------------------------------------- operations
+
+    def credentials(self) -> dict:
+        with self.lock:
+            world = self.world
+            return {
+                "tmall": {
+                    "app_key": world.tmall_app.app_key,
+                    "app_secret": world.tmall_app.app_secret,
+                    "sign_method": world.tmall_app.sign_method,
+                    "gateway_path": GATEWAY_PATH,
+                    "shops": [
+                        {
+                            "shop": shop.slug,
+                            "seller_nick": shop.seller_nick,
+                            "session": shop.session,
+                            "refresh_token": shop.refresh_token,
+                            "expires_at": clock.format_wire(shop.expires_at),
+                        }
+                        for shop in world.shops.values()
+                    ],
+                },
+                "qimen_wms": {
+                    "app_key": world.wms.app_key,
+                    "app_secret": world.wms.app_secret,
+                    "customer_id": world.wms.customer_id,
+                    "warehouses": list(world.wms.warehouses),
+                    "router_path": ROUTER_PATH,
+                    "confirms_path": CONFIRMS_PATH,
+                },
+            }
+
+    def catalogue(self) -> list[dict]:
+        with self.lock:
+            return [sku.as_json() for sku in self.world.catalogue]
+
+    def create_tmall_orders(
+        self, shop: str, count: int, at: datetime | None = None, malformed: str | None = None
+    ) -> list[str]:
+        """Create ``count`` paid trades; returns their tids as strings (also for ``missing_tid`` trades)."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise WorldError("count must be an integer between 1 and 1000")
+        with self.lock:
+            trades = self.world.create_trades(shop, count, at or self.now(), malformed, self.visible_at())
+            return [str(trade.tid) for trade in trades]
+
+    def modify_tmall_order(
+        self,
+        tid: int | str,
+        at: datetime | None = None,
+        seller_memo: str | None = None,
+        status: str | None = None,
+        receiver_city: str | None = None,
+    ) -> str:
+        """Change a trade like a buyer/seller/platform would; returns the new ``modified`` wire string."""
+        with self.lock:
+            trade = self.world.modify_trade(
+                tid,
+                at or self.now(),
+                self.visible_at(),
+                seller_memo=seller_memo,
+                status=status,
+                receiver_city=receiver_city,
+            )
+            return clock.format_wire(trade.modified)
+
+    def ship_delivery_order(self, record: DeliveryOrder) -> dict:
+        """Ship a created delivery order: assign a waybill, mark it DELIVERED, emit a signed confirm."""
+        with self.lock:
+            seq = self.wms.last_seq + 1
+            carrier = record.logistics_code or DEFAULT_CARRIER
+            record.logistics_code = carrier
+            record.express_code = f"{carrier}{self.wms.waybill_base + seq:012d}"
+            record.status = "DELIVERED"
+            record.confirm_seq = seq
+            confirm = build_confirm(self, record, seq, self.now())
+            self.wms.confirms.append(confirm)
+            self.pusher.notify()
+            return confirm
+
+    def ship_pending(self, codes: list[str] | None = None) -> list[str]:
+        """Ship the given delivery order codes (all created, unshipped ones when ``codes`` is empty)."""
+        with self.lock:
+            book = self.wms
+            if codes:
+                unknown = [code for code in codes if not getattr(book.delivery_orders.get(code), "created", 0)]
+                if unknown:
+                    raise WorldError(f"no created delivery order for code(s): {', '.join(unknown)}", 404)
+                records = [book.delivery_orders[code] for code in codes]
+            else:
+                records = [record for record in book.delivery_orders.values() if record.created]
+            shipped = []
+            for record in records:
+                if record.status == "ACCEPT":
+                    self.ship_delivery_order(record)
+                    shipped.append(record.code)
+            return shipped
+
+    def truth(self) -> dict:
+        with self.lock:
+            return {
+                "channels": self.world.channels_truth(),
+                "wms": self.wms.truth(),
+                "writebacks": self.world.writebacks_truth(),
+            }
+
+    def reset(self, seed: int | None = None) -> None:
+        """Back to a fresh world (same seed unless given), default knobs, empty WMS, no callback."""
+        with self.lock:
+            if seed is not None:
+                self.seed = seed
+            self.world = World.build(self.seed)
+            self.wms = WmsBook.build(self.seed)
+            self.faults.reset()
+            self.pusher.reset()
+
+
+def _json_error(status: int, message: str) -> Response:
+    return Response(json.dumps({"error": message}, ensure_ascii=False), status=status, content_type="application/json")
