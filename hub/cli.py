@@ -19,9 +19,8 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import requests
 import sqlalchemy as sa
@@ -89,38 +88,6 @@ def _hub(config: Path | None):
 
 # -- init / config / db ---------------------------------------------------------------------------------------------
 
-def sandbox_config(url: str, database_url: str | None = None) -> dict[str, Any]:
-    """A working configuration for every shop and sink a running sandbox offers."""
-    url = url.rstrip("/")
-    try:
-        creds = requests.get(f"{url}/_sandbox/credentials", timeout=10).json()
-    except (requests.RequestException, ValueError) as exc:
-        raise ConfigurationError(f"cannot read {url}/_sandbox/credentials: {exc}",
-                                 how_to_fix="start it with `orderhub sandbox serve --port PORT` and pass its URL")
-    tm = creds["tmall"]
-    shops = [{
-        "channel": "tmall", "shop": s["shop"], "gateway": url + tm.get("gateway_path", "/top/router/rest"),
-        "app_key": {"value": tm["app_key"]}, "app_secret": {"value": tm["app_secret"]},
-        "session": {"value": s["session"]}, "sign_method": tm.get("sign_method", "md5"),
-        "seller_nick": s.get("seller_nick"), "streams": ["orders"],
-        # the sandbox indexes instantly; a real shop wants lag_seconds of 10-60
-        "sync": {"window_minutes": 30, "overlap_seconds": 120, "lag_seconds": 0, "initial_lookback_hours": 24},
-        "http": {"timeout_s": 10, "attempts": 5},
-    } for s in tm["shops"]]
-    wms = creds["qimen_wms"]
-    sinks = [{
-        "kind": "qimen_wms", "name": "wms", "url": url + wms.get("router_path", "/qimen/router"),
-        "app_key": {"value": wms["app_key"]}, "app_secret": {"value": wms["app_secret"]},
-        "customer_id": wms["customer_id"], "warehouse_code": wms["warehouses"][0], "logistics_code": "SF",
-        "confirms": {"mode": "poll", "feed_url": f"{url}/qimen/_confirms"},
-        "http": {"timeout_s": 10, "attempts": 5},
-    }]
-    config: dict[str, Any] = {"shops": shops, "sinks": sinks}
-    if database_url:
-        config = {"database_url": database_url, **config}
-    return config
-
-
 @app.command()
 def init(sandbox: Annotated[str, typer.Option(help="URL of a running sandbox, e.g. http://127.0.0.1:8600")],
          config: ConfigOpt = None,
@@ -130,8 +97,10 @@ def init(sandbox: Annotated[str, typer.Option(help="URL of a running sandbox, e.
     if path.exists() and not force:
         err.print(f"{path} exists; pass --force to overwrite it")
         raise typer.Exit(EXIT_CHECK)
+    from sandbox.configuration import orderhub_config
+
     with handled():
-        data = sandbox_config(sandbox)
+        data = orderhub_config(sandbox)
     header = ("# OrderHub configuration written by `orderhub init --sandbox`. Credentials here are the sandbox's\n"
               "# fake ones, inline; for a real shop reference them: {env: NAME} or {airflow_connection: ID}.\n")
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -388,7 +357,7 @@ def _sandbox_process(seed: int):
             except requests.RequestException:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise FatalError("the sandbox did not start: " + (proc.stderr.read().decode()[-500:]
-                                                                      if proc.stderr else ""))
+                                                                      if proc.stderr else "")) from None
                 time.sleep(0.1)
         yield url
     finally:

@@ -22,7 +22,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub.errors import ConfigurationError
 from hub.logging import register_secret
@@ -302,7 +311,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(str(path), [ConfigProblem(where="(file)", line=mark.line + 1 if mark else None,
                                                     message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                                                    how_to_fix="fix the indentation or quoting on that line")])
+                                                    how_to_fix="fix the indentation or quoting on that line")]
+                          ) from exc
     if not isinstance(data, dict):
         raise ConfigError(str(path), [ConfigProblem(where="(file)", line=1, message="the top level must be a mapping")])
 
@@ -312,7 +322,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
                                           ("sinks", data.get("sinks") or [], sink_settings_type, sinks)):
         if not isinstance(items, list):
             problems.append(ConfigProblem(where=section, line=_line_of(node, (section,)),
-                                          message="must be a list", how_to_fix=f"write each entry as '- ...'"))
+                                          message="must be a list", how_to_fix="write each entry as '- ...'"))
             continue
         for i, item in enumerate(items):
             key = "channel" if section == "shops" else "kind"

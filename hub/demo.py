@@ -22,13 +22,14 @@ from hub.logging import configure_logging
 from hub.runtime import Hub
 from hub.store import create_engine_for, upgrade
 from hub.store import schema as t
+from hub.store.db import reading
 
 
 def truth_counts(truth: dict[str, Any], engine) -> dict[str, int]:
     """Compare the sandbox's record of truth with the hub: the numbers the demo and the tests judge by."""
     channel_orders = {(shop, tid): o for shop, data in truth["channels"]["tmall"].items()
                       for tid, o in data["orders"].items()}
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         hub_orders = {(r.shop, r.order_id) for r in conn.execute(sa.select(t.orders.c.shop, t.orders.c.order_id))}
         quarantined = {(r.shop, r.external_id) for r in conn.execute(
             sa.select(t.quarantine.c.shop, t.quarantine.c.external_id).where(t.quarantine.c.status == "open"))}
@@ -55,13 +56,13 @@ def truth_counts(truth: dict[str, Any], engine) -> dict[str, int]:
 
 
 def run_demo(url: str, workdir: Path, *, orders_per_shop: int, malformed: int, console: Console) -> dict[str, int]:
-    from hub.cli import sandbox_config
+    from sandbox.configuration import orderhub_config
 
     db_path = workdir / "orderhub.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     config_path = workdir / "orderhub.yaml"
-    config_path.write_text(yaml.safe_dump(sandbox_config(url, f"sqlite:///{db_path.resolve()}"), sort_keys=False,
+    config_path.write_text(yaml.safe_dump(orderhub_config(url, f"sqlite:///{db_path.resolve()}"), sort_keys=False,
                                           allow_unicode=True), encoding="utf-8")
     settings = load_settings(config_path)
     configure_logging("ERROR")  # the summary table reports quarantine; per-record warnings would drown it

@@ -29,6 +29,7 @@ from hub.errors import ConfigurationError, InDoubtError, OrderHubError, RecordEr
 from hub.ingest import load_order
 from hub.logging import bind_run, get_logger
 from hub.store import schema as t
+from hub.store.db import reading
 from hub.store.schema import utcnow
 
 log = get_logger(__name__)
@@ -56,7 +57,7 @@ def _position(conn, name: str) -> int:
 
 def _pending(engine: Engine, sink: Sink, limit: int) -> list[Any]:
     now = utcnow()
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         position = _position(conn, sink.name)
         d = t.dispatches
         unclaimed = (
@@ -124,7 +125,7 @@ def _finish(engine: Engine, sink: Sink, event: Any, status: str, *, document_ref
 
 
 def _blocked_by_parked(engine: Engine, sink: Sink, event: Any) -> int | None:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return conn.execute(sa.select(sa.func.min(t.dispatches.c.event_id)).where(
             t.dispatches.c.sink == sink.name, t.dispatches.c.hub_id == event.hub_id,
             t.dispatches.c.status == "parked", t.dispatches.c.event_id < event.id)).scalar()
@@ -152,7 +153,7 @@ def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, max_batches: 
 
 
 def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport) -> bool:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         loaded = load_order(conn, event.hub_id)
     if loaded is None:
         raise ConfigurationError(f"outbox event {event.id} points at unknown order {event.hub_id}")

@@ -163,7 +163,7 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
                              .values(status="replayed", updated_at=now))
         if in_same_transaction is not None:
             in_same_transaction(conn)
-    for index, ext, exc, _raw in bad:
+    for _index, ext, exc, _raw in bad:
         log.warning("record quarantined", external_id=ext, error=exc.to_dict())
     return result
 

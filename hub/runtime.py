@@ -32,6 +32,7 @@ from hub.mapping import Mapper, load_mapping
 from hub.models import Order
 from hub.store import create_engine_for, database_url
 from hub.store import schema as t
+from hub.store.db import reading
 from hub.store.schema import utcnow
 from hub.sync import SyncReport, sync_stream
 
@@ -143,7 +144,7 @@ class Hub:
             feed = f"feed:{sink_settings.name}"
             with bind_run(sink=sink_settings.name, step="feedback"):
                 while True:
-                    with self.engine.connect() as conn:
+                    with reading(self.engine) as conn:
                         after = int(conn.execute(sa.select(t.subscriptions.c.position)
                                                  .where(t.subscriptions.c.name == feed)).scalar() or 0)
                     items = poll(sink_settings, after)
@@ -190,7 +191,7 @@ class Hub:
             q = q.where(t.quarantine.c.id.in_(ids))
         if group_key:
             q = q.where(t.quarantine.c.group_key == group_key)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = list(conn.execute(q.order_by(t.quarantine.c.id)))
         self._mappers.clear()  # pick up a mapping fixed since this process started
         counts = {"replayed": 0, "still_bad": 0}
@@ -228,7 +229,7 @@ class Hub:
                 conn.execute(sa.insert(t.subscriptions).values(name=name, position=position, updated_at=now))
 
     def order(self, hub_id: str) -> Order | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             loaded = load_order(conn, hub_id)
         return loaded[0] if loaded else None
 

@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub.store import schema as t
+from hub.store.db import reading
 
 
 def quarantine_groups(engine: Engine, status: str = "open") -> list[tuple[str, int, str]]:
     """(cause, records, shops) for open quarantine rows, biggest cause first."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(
             sa.select(t.quarantine.c.group_key, t.quarantine.c.channel, t.quarantine.c.shop, sa.func.count())
             .where(t.quarantine.c.status == status)
@@ -29,17 +30,17 @@ def quarantine_rows(engine: Engine, include_closed: bool = False, limit: int = 5
     q = sa.select(t.quarantine).order_by(t.quarantine.c.id.desc()).limit(limit)
     if not include_closed:
         q = q.where(t.quarantine.c.status == "open")
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return list(conn.execute(q))
 
 
 def quarantine_row(engine: Engine, record_id: int) -> Any:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return conn.execute(sa.select(t.quarantine).where(t.quarantine.c.id == record_id)).first()
 
 
 def collect(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         count = lambda table, *where: conn.execute(  # noqa: E731
             sa.select(sa.func.count()).select_from(table).where(*where)).scalar() or 0
         oldest = conn.execute(sa.select(t.sync_windows).where(t.sync_windows.c.closed.is_(False))

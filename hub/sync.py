@@ -23,6 +23,7 @@ from hub.connector import WindowedStream
 from hub.ingest import IngestResult, Source, ingest_records
 from hub.logging import bind_run, get_logger
 from hub.store import schema as t
+from hub.store.db import reading
 from hub.store.schema import utcnow
 
 log = get_logger(__name__)
@@ -87,7 +88,7 @@ def sync_stream(engine: Engine, source: Source, stream: WindowedStream, sync_set
                 now: datetime | None = None, run_id: str | None = None) -> SyncReport:
     report = SyncReport(source.channel, source.shop, stream.name)
     now = now or datetime.now(UTC)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         cursor = get_cursor(conn, source.channel, source.shop, stream.name)
     windows = plan_windows(cursor, now=now, start_from=sync_settings.start_from,
                            lookback=timedelta(hours=sync_settings.initial_lookback_hours),
@@ -96,7 +97,7 @@ def sync_stream(engine: Engine, source: Source, stream: WindowedStream, sync_set
     with bind_run(run_id=run_id, connector=source.channel, shop=source.shop, stream=stream.name):
         for start, end in windows:
             _read_window(engine, source, stream, start, end, report)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         report.cursor = get_cursor(conn, source.channel, source.shop, stream.name)
     return report
 

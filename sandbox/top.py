@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.top_signing import SIGN_METHODS, verify
 from sandbox import clock
-from sandbox.world import TOP_CARRIERS, ConsignRejected, Trade, TmallShop
+from sandbox.world import TOP_CARRIERS, ConsignRejected, TmallShop, Trade
 
 if TYPE_CHECKING:
     from sandbox.app import SandboxApp

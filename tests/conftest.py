@@ -84,9 +84,9 @@ def sandbox():
 
 
 def write_sandbox_config(path: Path, sandbox_url: str, db_url: str, **sync_overrides) -> Path:
-    from hub.cli import sandbox_config
+    from sandbox.configuration import orderhub_config
 
-    data = sandbox_config(sandbox_url, db_url)
+    data = orderhub_config(sandbox_url, db_url)
     for shop in data["shops"]:
         # a one-hour first lookback: two windows, not the 48 empty ones of the default day
         shop["sync"].update({"initial_lookback_hours": 1, **sync_overrides})

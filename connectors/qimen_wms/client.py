@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from connectors.top_signing import sign, verify
 from connectors.tmall.client import top_time
+from connectors.top_signing import sign, verify
 from hub.errors import ConfigurationError, InDoubtError, RecordError, TransientError
 from hub.retry import call_with_retry
 

@@ -11,9 +11,10 @@ import os
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///orderhub.db"
+READ_ONLY = "orderhub_read_only"
 ENV_VAR = "ORDERHUB_DATABASE_URL"
 
 
@@ -40,7 +41,9 @@ def create_engine_for(url: str, **kwargs) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Reads (opened with ``reading``) share the database under WAL; everything else takes the write lock
+            # at BEGIN, so two writers queue instead of one failing halfway with SQLITE_BUSY.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() in ("mysql", "mariadb"):
@@ -50,3 +53,8 @@ def create_engine_for(url: str, **kwargs) -> Engine:
         return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED",
                                 **kwargs)
     return sa.create_engine(url, **kwargs)
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite it does not take the write lock, so it never waits for a writer."""
+    return engine.connect().execution_options(**{READ_ONLY: True})

@@ -1,14 +1,15 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
-import hub.store.schema
+from alembic import op
 from sqlalchemy.dialects import mysql
+
+import hub.store.schema
 
 revision = '0001'
 down_revision = None
