@@ -111,7 +111,12 @@ class AdminApi:
         malformed = body.get("malformed")
         if malformed is not None and malformed not in MALFORMED_KINDS:
             raise BadRequest(f"malformed must be one of {', '.join(MALFORMED_KINDS)}")
-        ids = self.app.create_tmall_orders(shop, body.get("count", 1), at=_at(body), malformed=malformed)
+        lines = body.get("lines")
+        if lines is not None and (not isinstance(lines, list) or not all(
+                isinstance(line, dict) and isinstance(line.get("sku"), str) for line in lines)):
+            raise BadRequest('lines must be a list like [{"sku": "SKU-001-RED-M", "num": 2}]')
+        ids = self.app.create_tmall_orders(shop, body.get("count", 1), at=_at(body), malformed=malformed,
+                                           lines=lines)
         return {"ids": ids}
 
     def modify_order(self, request: Request, tid: str) -> dict:

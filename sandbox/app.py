@@ -164,13 +164,14 @@ class SandboxApp:
             return [sku.as_json() for sku in self.world.catalogue]
 
     def create_tmall_orders(
-        self, shop: str, count: int, at: datetime | None = None, malformed: str | None = None
+        self, shop: str, count: int, at: datetime | None = None, malformed: str | None = None,
+        lines: list[dict] | None = None,
     ) -> list[str]:
         """Create ``count`` paid trades; returns their tids as strings (also for ``missing_tid`` trades)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
             raise WorldError("count must be an integer between 1 and 1000")
         with self.lock:
-            trades = self.world.create_trades(shop, count, at or self.now(), malformed, self.visible_at())
+            trades = self.world.create_trades(shop, count, at or self.now(), malformed, self.visible_at(), lines)
             return [str(trade.tid) for trade in trades]
 
     def modify_tmall_order(

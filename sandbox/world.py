@@ -336,20 +336,40 @@ class World:
     # ----------------------------------------------------------------------------------------------- writes
 
     def create_trades(
-        self, shop_slug: str, count: int, at: datetime, malformed: str | None, visible_at: datetime
+        self, shop_slug: str, count: int, at: datetime, malformed: str | None, visible_at: datetime,
+        lines: list[dict] | None = None,
     ) -> list[Trade]:
-        """Create ``count`` paid trades in ``shop_slug`` with created = pay_time = modified = ``at``."""
+        """Create ``count`` paid trades in ``shop_slug`` with created = pay_time = modified = ``at``.
+
+        ``lines`` (``[{"sku": "SKU-001-RED-M", "num": 2}, ...]``) fixes what every trade buys instead of a random
+        pick; a merchant code the catalogue does not know becomes an ad-hoc listing (price 99.00), which is how a
+        shop's new or mistyped outer_sku_id reaches an order hub.
+        """
         if shop_slug not in self.shops:
             raise WorldError(f"unknown Tmall shop {shop_slug!r}; known: {', '.join(self.shops)}")
         if malformed is not None and malformed not in MALFORMED_KINDS:
             raise WorldError(f"unknown malformed kind {malformed!r}; known: {', '.join(MALFORMED_KINDS)}")
-        return [self._new_trade(self.shops[shop_slug], at, malformed, visible_at) for _ in range(count)]
+        chosen = [(self._listing(str(line["sku"])), int(line.get("num", 1))) for line in lines] if lines else None
+        return [self._new_trade(self.shops[shop_slug], at, malformed, visible_at, chosen) for _ in range(count)]
 
-    def _new_trade(self, shop: TmallShop, at: datetime, malformed: str | None, visible_at: datetime) -> Trade:
+    def _listing(self, outer_sku_id: str) -> Sku:
+        known = self.sku(outer_sku_id)
+        if known is not None:
+            return known
+        digits = int(hashlib.sha256(outer_sku_id.encode()).hexdigest()[:8], 16)
+        return Sku(outer_sku_id=outer_sku_id, outer_iid=outer_sku_id.rsplit("-", 1)[0], num_iid=690000000000 + digits
+                   % 10**8, sku_id=str(5900000000 + digits % 10**8), title=f"未收录商品 {outer_sku_id}",
+                   sku_properties_name="", price=Decimal("99.00"), cid=0)
+
+    def _new_trade(self, shop: TmallShop, at: datetime, malformed: str | None, visible_at: datetime,
+                   chosen: list[tuple[Sku, int]] | None = None) -> Trade:
         rng = self.orders_rng
         tid = self._take_id()
-        skus = rng.sample(self.catalogue, rng.randint(1, 3))
-        nums = [rng.randint(1, 3) for _ in skus]
+        if chosen:
+            skus, nums = [sku for sku, _ in chosen], [num for _, num in chosen]
+        else:
+            skus = rng.sample(self.catalogue, rng.randint(1, 3))
+            nums = [rng.randint(1, 3) for _ in skus]
         # Item-level promotions: 0, 5 or 10 % of the line, as order.discount_fee.
         line_discounts = [
             (sku.price * num * rng.choice((0, 0, 5, 10)) / 100).quantize(CENT, ROUND_HALF_UP)

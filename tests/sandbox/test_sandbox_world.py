@@ -159,3 +159,20 @@ def test_reset_returns_to_a_fresh_world_with_default_knobs(sbx, admin):
     assert admin("GET", "truth")["channels"]["tmall"]["tm-flagship"]["orders"] == {}
     assert admin("GET", "faults")["top.latency_ms"] == 0
     assert admin("POST", "orders", json={"shop": "tm-flagship", "count": 2, "at": FIXED_AT})["ids"] == first
+
+
+def test_orders_can_be_created_with_chosen_lines_including_a_sku_the_catalogue_does_not_know():
+    import requests
+
+    from sandbox.server import running_sandbox
+
+    with running_sandbox(seed=3) as sbx:
+        body = {"channel": "tmall", "shop": "tm-flagship", "count": 2,
+                "lines": [{"sku": "SKU-001-RED-M", "num": 2}, {"sku": "6901234567890", "num": 1}]}
+        ids = requests.post(f"{sbx.url}/_sandbox/orders", json=body, timeout=10).json()["ids"]
+        assert len(ids) == 2
+        trade = sbx.app.world.trade(ids[0])
+        codes = [(line["outer_sku_id"], line["num"]) for line in trade.lines]
+        assert codes == [("SKU-001-RED-M", 2), ("6901234567890", 1)]
+        bad = requests.post(f"{sbx.url}/_sandbox/orders", json={**body, "lines": [{"num": 1}]}, timeout=10)
+        assert bad.status_code == 400
