@@ -327,12 +327,14 @@ def quarantine_replay(config: ConfigOpt = None,
 
 @sandbox_app.command("serve")
 def sandbox_serve(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8600,
-                  seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 1) -> None:
+                  seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 1,
+                  system: Annotated[str | None, typer.Option(help="serve only this system, at the real platform's "
+                                                                  "paths (e.g. jd at /routerjson)")] = None) -> None:
     """Serve every simulated system on one port of 127.0.0.1 (see sandbox/README.md)."""
     from sandbox import serve
 
     console.print(f"sandbox on http://127.0.0.1:{port} (seed {seed}); admin API under /_sandbox/")
-    serve(host="127.0.0.1", port=port, seed=seed)
+    serve(host="127.0.0.1", port=port, seed=seed, system=system)
 
 
 def _free_port() -> int:

@@ -60,6 +60,8 @@ class AdminApi:
             "admin_catalogue": lambda request: {"skus": self.app.catalogue()},
             "admin_create_orders": self.create_orders,
             "admin_modify_order": self.modify_order,
+            "admin_modify_channel_order": lambda request, channel, order_id: self.app.channel(channel).modify_order(
+                order_id, _body(request)),
             "admin_faults": self.faults,
             "admin_truth": lambda request: self.app.truth(),
             "admin_reset": self.reset,
@@ -76,6 +78,8 @@ class AdminApi:
             Rule(f"{PREFIX}/catalogue", endpoint="admin_catalogue", methods=["GET"]),
             Rule(f"{PREFIX}/orders", endpoint="admin_create_orders", methods=["POST"]),
             Rule(f"{PREFIX}/orders/tmall/<tid>/modify", endpoint="admin_modify_order", methods=["POST"]),
+            Rule(f"{PREFIX}/orders/<channel>/<order_id>/modify", endpoint="admin_modify_channel_order",
+                 methods=["POST"]),
             Rule(f"{PREFIX}/faults", endpoint="admin_faults", methods=["GET", "POST"]),
             Rule(f"{PREFIX}/truth", endpoint="admin_truth", methods=["GET"]),
             Rule(f"{PREFIX}/reset", endpoint="admin_reset", methods=["POST"]),
@@ -104,7 +108,13 @@ class AdminApi:
         body = _body(request)
         channel = body.get("channel", "tmall")
         if channel != "tmall":
-            raise BadRequest(f"unknown channel {channel!r}; the sandbox simulates: tmall")
+            system = self.app.channel(channel)
+            count = body.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+                raise BadRequest("count must be an integer between 1 and 1000")
+            shop = body.get("shop") or (system.shops[0] if system.shops else None)
+            return {"ids": system.create_orders(str(shop), count, _at(body), body.get("malformed"),
+                                                body.get("lines"))}
         shop = body.get("shop")
         if not isinstance(shop, str):
             raise BadRequest("shop is required (e.g. 'tm-flagship')")

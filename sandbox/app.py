@@ -35,38 +35,53 @@ from sandbox.qimen import (
     WmsBook,
     build_confirm,
 )
+from sandbox.registry import SYSTEMS
+from sandbox.system import ChannelSystem, System, deep_merge
 from sandbox.top import GATEWAY_PATH, TopGateway
 from sandbox.world import World, WorldError
 
 log = logging.getLogger(__name__)
 
-_ROUTES = Map(
-    [
+def _builtin_rules() -> list[Rule]:
+    # fresh Rule objects per app: werkzeug binds a Rule to the one Map it is added to
+    return [
         Rule(GATEWAY_PATH, endpoint="top", methods=["GET", "POST"]),
         Rule(ROUTER_PATH, endpoint="qimen", methods=["POST"]),
         Rule(CONFIRMS_PATH, endpoint="qimen_confirms", methods=["GET"]),
-        *AdminApi.rules(),
-    ],
-    strict_slashes=False,
-)
+    ]
 
 
 class SandboxApp:
     """In-memory simulators of the Tmall TOP gateway and a Qimen WMS, seeded for determinism."""
 
-    def __init__(self, seed: int = 1) -> None:
+    def __init__(self, seed: int = 1, only: str | None = None) -> None:
+        """``only`` serves a single registered system at its real platform's paths (plus the admin API)."""
         self.lock = threading.RLock()
         # Set by close(): wakes every deliberate sleep (latency, timeout faults, pusher backoff) at once.
         self.stopping = threading.Event()
         self.seed = seed
         self.world = World.build(seed)
         self.wms = WmsBook.build(seed)
-        self.faults = Faults()
         self._request_ids = itertools.count(1)
+        self.systems: dict[str, System] = {cls.name: cls(self) for cls in SYSTEMS}
+        self.faults = Faults({k: v for s in self.systems.values() for k, v in s.knob_defaults.items()},
+                             {k: v for s in self.systems.values() for k, v in s.knob_schema.items()})
         self.top = TopGateway(self)
         self.qimen = QimenRouter(self)
         self.admin = AdminApi(self)
         self.pusher = ConfirmPusher(self)
+        if only is not None and only not in self.systems:
+            raise ValueError(f"unknown system {only!r}; known: {', '.join(self.systems)}")
+        rules = ([*self.systems[only].standalone_rules()] if only else
+                 [*_builtin_rules(), *(r for system in self.systems.values() for r in system.rules())])
+        self.routes = Map([*rules, *AdminApi.rules()], strict_slashes=False)
+
+    def channel(self, name: str) -> ChannelSystem:
+        system = self.systems.get(name)
+        if not isinstance(system, ChannelSystem):
+            channels = ["tmall", *(n for n, s in self.systems.items() if isinstance(s, ChannelSystem))]
+            raise WorldError(f"unknown channel {name!r}; the sandbox simulates: {', '.join(channels)}")
+        return system
 
     # ------------------------------------------------------------------------------------------- WSGI
 
@@ -76,8 +91,10 @@ class SandboxApp:
     def wsgi_app(self, environ, start_response):  # type: ignore[no-untyped-def]
         request = Request(environ)
         try:
-            endpoint, args = _ROUTES.bind_to_environ(environ).match()
-            if endpoint == "top":
+            endpoint, args = self.routes.bind_to_environ(environ).match()
+            if ":" in endpoint:
+                response = self.systems[endpoint.split(":", 1)[0]].handle(endpoint, request, **args)
+            elif endpoint == "top":
                 response = self.top(request)
             elif endpoint == "qimen":
                 response = self.qimen(request)
@@ -126,6 +143,8 @@ class SandboxApp:
         """Stop background work (the confirm pusher) and wake any sleeping handler."""
         self.stopping.set()
         self.pusher.stop()
+        for system in self.systems.values():
+            system.close()
 
     # ------------------------------------------------------------------------------------------- operations
 
@@ -157,6 +176,7 @@ class SandboxApp:
                     "router_path": ROUTER_PATH,
                     "confirms_path": CONFIRMS_PATH,
                 },
+                **{name: system.credentials() for name, system in self.systems.items() if system.credentials()},
             }
 
     def catalogue(self) -> list[dict]:
@@ -228,11 +248,14 @@ class SandboxApp:
 
     def truth(self) -> dict:
         with self.lock:
-            return {
+            truth = {
                 "channels": self.world.channels_truth(),
                 "wms": self.wms.truth(),
                 "writebacks": self.world.writebacks_truth(),
             }
+            for system in self.systems.values():
+                deep_merge(truth, system.truth())
+            return truth
 
     def reset(self, seed: int | None = None) -> None:
         """Back to a fresh world (same seed unless given), default knobs, empty WMS, no callback."""
@@ -243,6 +266,8 @@ class SandboxApp:
             self.wms = WmsBook.build(self.seed)
             self.faults.reset()
             self.pusher.reset()
+            for system in self.systems.values():
+                system.reset()
 
 
 def _json_error(status: int, message: str) -> Response:

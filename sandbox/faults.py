@@ -101,28 +101,32 @@ _SCHEMA: dict[str, object] = {
 class Faults:
     """The current knob values, with helpers the gateways call to consume them."""
 
-    def __init__(self) -> None:
-        self._knobs: dict[str, object] = copy.deepcopy(DEFAULTS)
+    def __init__(self, defaults: Mapping[str, object] | None = None, schema: Mapping[str, object] | None = None
+                 ) -> None:
+        # Systems of sandbox/registry.py bring their own knobs; the built-in TOP and WMS ones are always there.
+        self._defaults: dict[str, object] = {**DEFAULTS, **(defaults or {})}
+        self._schema: dict[str, object] = {**_SCHEMA, **(schema or {})}
+        self._knobs: dict[str, object] = copy.deepcopy(self._defaults)
 
     def snapshot(self) -> dict[str, object]:
         return copy.deepcopy(self._knobs)
 
     def reset(self) -> None:
-        self._knobs = copy.deepcopy(DEFAULTS)
+        self._knobs = copy.deepcopy(self._defaults)
 
     def merge(self, changes: Mapping[str, object]) -> None:
         """Validate all of ``changes`` first, then apply them, so a bad body changes nothing."""
         if not isinstance(changes, Mapping):
             raise FaultError("the body must be a JSON object of knob -> value")
-        staged = copy.deepcopy(DEFAULTS) if changes.get("reset") is True else copy.deepcopy(self._knobs)
+        staged = copy.deepcopy(self._defaults) if changes.get("reset") is True else copy.deepcopy(self._knobs)
         for name, value in changes.items():
             if name == "reset":
                 if not isinstance(value, bool):
                     raise FaultError(f"reset must be true or false, got {value!r}")
                 continue
-            schema = _SCHEMA.get(name)
+            schema = self._schema.get(name)
             if schema is None:
-                raise FaultError(f"unknown fault knob {name!r}; known: {', '.join(_SCHEMA)}")
+                raise FaultError(f"unknown fault knob {name!r}; known: {', '.join(self._schema)}")
             if isinstance(schema, dict):
                 if not isinstance(value, Mapping):
                     raise FaultError(f"{name} takes an object with keys {', '.join(schema)}")

@@ -57,13 +57,14 @@ class SandboxHandle:
 
 
 @contextmanager
-def running_sandbox(seed: int = 1, port: int = 0) -> Iterator[SandboxHandle]:
+def running_sandbox(seed: int = 1, port: int = 0, system: str | None = None) -> Iterator[SandboxHandle]:
     """Serve a fresh ``SandboxApp(seed)`` on 127.0.0.1 (``port=0``: any free port) in a daemon thread.
 
     On exit the app is closed first (waking handlers parked in a fault's sleep and stopping the confirm pusher),
-    then the server is shut down and its thread joined.
+    then the server is shut down and its thread joined. ``system`` serves one registered system alone, at its real
+    platform's paths (plus the admin API).
     """
-    app = SandboxApp(seed)
+    app = SandboxApp(seed, only=system)
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=_QuietRequestHandler)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL_S}, name="sandbox-http", daemon=True
@@ -78,13 +79,13 @@ def running_sandbox(seed: int = 1, port: int = 0) -> Iterator[SandboxHandle]:
         server.server_close()
 
 
-def serve(host: str = LOOPBACK, port: int = DEFAULT_PORT, seed: int = 1) -> None:
+def serve(host: str = LOOPBACK, port: int = DEFAULT_PORT, seed: int = 1, system: str | None = None) -> None:
     """Serve the sandbox until interrupted (Ctrl-C). Only 127.0.0.1 is accepted as ``host``."""
     if host != LOOPBACK:
         raise ValueError(
             f"the sandbox binds {LOOPBACK} only (got {host!r}): its admin API hands out every secret without auth"
         )
-    app = SandboxApp(seed)
+    app = SandboxApp(seed, only=system)
     server = make_server(host, port, app, threaded=True)
     print(f"OrderHub sandbox (seed={seed}) on http://{host}:{server.port}  - admin API at /_sandbox/", file=sys.stderr)
     try:
