@@ -344,22 +344,26 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _sandbox_process(seed: int):
-    """Start ``orderhub sandbox serve`` as a child process; stop exactly that process afterwards."""
+def _sandbox_process(seed: int, log_path: Path):
+    """Start ``orderhub sandbox serve`` as a child process; stop exactly that process afterwards.
+
+    Its request log goes to a file: a pipe nobody reads would fill up and freeze the sandbox mid-run.
+    """
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "sandbox", "serve", "--port", str(port),
-                             "--seed", str(seed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "sandbox", "serve", "--port", str(port),
+                                 "--seed", str(seed)], stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                requests.get(f"{url}/_sandbox/credentials", timeout=1)
+                requests.get(f"{url}/_sandbox/health", timeout=1)
                 break
             except requests.RequestException:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise FatalError("the sandbox did not start: " + (proc.stderr.read().decode()[-500:]
-                                                                      if proc.stderr else "")) from None
+                    tail = log_path.read_text(errors="replace")[-500:]
+                    raise FatalError(f"the sandbox did not start (log {log_path}): {tail}") from None
                 time.sleep(0.1)
         yield url
     finally:
@@ -379,7 +383,7 @@ def demo(orders: Annotated[int, typer.Option(help="paid orders per Tmall shop")]
     from hub.demo import run_demo
 
     workdir.mkdir(parents=True, exist_ok=True)
-    with handled(), _sandbox_process(seed) as url:
+    with handled(), _sandbox_process(seed, workdir / "sandbox.log") as url:
         summary = run_demo(url, workdir, orders_per_shop=orders, malformed=malformed, console=console)
     if summary["lost"] or summary["duplicated"]:
         raise typer.Exit(EXIT_CHECK)
