@@ -192,7 +192,7 @@ def dispatch(config: ConfigOpt = None,
              sink: Annotated[str | None, typer.Option(help="only this sink")] = None,
              replay: Annotated[bool, typer.Option(help="first put parked events of the sink back in line")] = False,
              ) -> None:
-    """Deliver outbox events to the sinks (WMS, ERP, ...)."""
+    """Plan what is new (processing), then deliver outbox events to the sinks (WMS, ERP, ...)."""
     from hub.dispatch import replay_parked
 
     with handled():
@@ -221,13 +221,14 @@ def feedback(config: ConfigOpt = None) -> None:
 @app.command()
 def run(config: ConfigOpt = None,
         once: Annotated[bool, typer.Option("--once", help="every step once, then exit (for cron)")] = False) -> None:
-    """Every configured step once: pull, dispatch, feedback, write-back."""
+    """Every configured step once: pull, process, dispatch, feedback, write-back."""
     if not once:
         err.print("only `run --once` exists; schedule it with cron, or use the Airflow DAGs")
         raise typer.Exit(2)
     with handled():
         report = _hub(config).run_once()
     _print_syncs(report.syncs)
+    print_processing(report.processing)
     _print_dispatches(report.dispatches, "dispatch")
     for r in report.feedback:
         console.print(f"feedback {r.sink}: {r.recorded} shipment confirmation(s) recorded, {r.duplicates} duplicate")
@@ -252,6 +253,8 @@ def status(config: ConfigOpt = None,
               "; ".join(f"{g}: {n}" for g, n in s["quarantine_groups"][:5]))
     t.add_row("dispatches parked", str(s["parked"]), "; ".join(f"{k}: {v}" for k, v in s["parked_by_sink"].items()))
     t.add_row("dispatches in doubt", str(s["in_doubt"]), "")
+    t.add_row("orders held / waiting", f"{s['plans'].get('held', 0)} / {s['plans'].get('waiting', 0)}",
+              "`orderhub release --order CHANNEL:ID --approve NAME`" if s["plans"].get("held") else "")
     console.print(t)
     totals = Table(title="hub")
     for col in ("orders", "by status", "outbox events", "shipments", "cursors"):
@@ -260,7 +263,7 @@ def status(config: ConfigOpt = None,
                    str(s["outbox"]), str(s["shipments"]),
                    "\n".join(f"{c}: {p}" for c, p in s["cursors"]))
     console.print(totals)
-    if strict and (s["quarantine_open"] or s["parked"] or s["in_doubt"]):
+    if strict and (s["quarantine_open"] or s["parked"] or s["in_doubt"] or s["plans"].get("held")):
         raise typer.Exit(EXIT_CHECK)
 
 
@@ -329,12 +332,22 @@ def quarantine_replay(config: ConfigOpt = None,
 def sandbox_serve(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8600,
                   seed: Annotated[int, typer.Option(help="seed of the simulated world")] = 1,
                   system: Annotated[str | None, typer.Option(help="serve only this system, at the real platform's "
-                                                                  "paths (e.g. jd at /routerjson)")] = None) -> None:
+                                                                  "paths (e.g. jd at /routerjson)")] = None,
+                  scenario: Annotated[Path | None, typer.Option(help="YAML scenario (fault knobs, orders, peak) "
+                                                                     "applied at start")] = None) -> None:
     """Serve every simulated system on one port of 127.0.0.1 (see sandbox/README.md)."""
     from sandbox import serve
+    from sandbox.scenario import ScenarioError, load_scenario
 
-    console.print(f"sandbox on http://127.0.0.1:{port} (seed {seed}); admin API under /_sandbox/")
-    serve(host="127.0.0.1", port=port, seed=seed, system=system)
+    with handled():
+        try:
+            loaded = load_scenario(scenario) if scenario else None
+            console.print(f"sandbox on http://127.0.0.1:{port} (seed {seed}); admin API under /_sandbox/")
+            # the app applies (and checks) the scenario's knobs before the port is bound
+            serve(host="127.0.0.1", port=port, seed=seed, system=system, scenario=loaded)
+        except ScenarioError as exc:
+            raise ConfigurationError(f"scenario {scenario}: {exc}",
+                                     how_to_fix="fix the file; sandbox/README.md lists every knob") from exc
 
 
 def _free_port() -> int:
@@ -388,6 +401,10 @@ def demo(orders: Annotated[int, typer.Option(help="paid orders per Tmall shop")]
     if summary["lost"] or summary["duplicated"]:
         raise typer.Exit(EXIT_CHECK)
 
+
+from hub.cli_workbench import print_processing, register  # noqa: E402  (process, mapping, release, replay)
+
+register(app)
 
 if __name__ == "__main__":
     app()

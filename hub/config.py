@@ -204,7 +204,8 @@ class Schedules(StrictModel):
 
 class Settings(StrictModel):
     database_url: str | None = Field(None, description="ORDERHUB_DATABASE_URL overrides this")
-    mappings_dir: Path | None = Field(None, description="folder of <channel>.yaml field maps; default: packaged")
+    mappings_dir: Path | None = Field(None, description="folder of <channel>.yaml field maps, skus.yaml, rules.yaml "
+                                                        "and cases/; default: packaged")
     log_level: str = "INFO"
     shops: list[Any] = Field(default_factory=list)
     sinks: list[Any] = Field(default_factory=list)

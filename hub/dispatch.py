@@ -10,8 +10,10 @@ The unique (sink, event_id) constraint makes the claim atomic, so two dispatcher
 ``in_flight`` row older than ``claim_timeout`` belonged to a dispatcher that died mid-call: it is in doubt too.
 Events of one order stay in order: while an earlier event of the same order is parked for a sink, the later ones
 park behind it. An event whose order has since moved to a newer version is skipped as superseded; the newer
-event carries the change. Idempotency keys are per (sink, order, version) and every sink also writes a stable
-document code the target de-duplicates on, so re-sending an in-doubt event cannot create a second document.
+event carries the change. An ``order.released`` document (hub/processing) is skipped the same way when its plan
+revision has been superseded or the plan is no longer released (refunded, held, re-routed). Idempotency keys are
+per (sink, order, version) and every sink also writes a stable document code the target de-duplicates on, so
+re-sending an in-doubt event cannot create a second document.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hub.store.schema import utcnow
 log = get_logger(__name__)
 CLAIM_TIMEOUT = timedelta(minutes=10)
 POSITION_GRACE = timedelta(minutes=5)  # longer than any ingest transaction: ids below may still be committing
+RELEASE_ENTITY = "order_plan"  # order.released events (hub.processing): versioned by plan revision, not order version
 
 
 @dataclass
@@ -131,6 +134,21 @@ def _blocked_by_parked(engine: Engine, sink: Sink, event: Any) -> int | None:
             t.dispatches.c.status == "parked", t.dispatches.c.event_id < event.id)).scalar()
 
 
+def _stale_release(engine: Engine, event: Any) -> str | None:
+    """A released document is sent only while its plan revision is the order's current one and still released:
+    a re-plan (refund, new mapping, changed address, a merge dissolved) supersedes the documents of older ones."""
+    with reading(engine) as conn:
+        row = conn.execute(sa.select(t.order_plans.c.revision, t.order_plans.c.status)
+                           .where(t.order_plans.c.hub_id == event.hub_id)).first()
+    if row is None:
+        return "no plan for this order"
+    if event.version < row.revision:
+        return f"superseded by plan revision {row.revision}"
+    if row.status != "released":
+        return f"the plan is now {row.status}"
+    return None
+
+
 def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, max_batches: int | None = None) -> DispatchReport:
     """Deliver every pending event to one sink; returns what happened. ConfigurationError stops the run."""
     report = DispatchReport(sink.name)
@@ -172,6 +190,12 @@ def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport
         _finish(engine, sink, event, "skipped", audit={"reason": f"superseded by version {current_version}"})
         report.skipped += 1
         return True
+    if event.entity == RELEASE_ENTITY:
+        stale = _stale_release(engine, event)
+        if stale:
+            _finish(engine, sink, event, "skipped", audit={"reason": stale})
+            report.skipped += 1
+            return True
     try:
         # no retry layer here: the sink's client already retries under the one policy (hub.retry)
         delivery = sink.deliver(order, {"version": event.version, "event_type": event.event_type,

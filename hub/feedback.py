@@ -49,13 +49,24 @@ class ShipConfirm:
 
 
 def record_confirm(engine: Engine, confirm: ShipConfirm) -> str:
-    """Store the shipments of one confirmation; returns 'recorded', 'duplicate' or raises RecordError."""
+    """Store the shipments of one confirmation; returns 'recorded', 'duplicate' or raises RecordError.
+
+    The document code finds its orders through ``plan_documents`` (written when processing released it: one row per
+    order the document carries, with the channel lines it ships), or, for documents sent before processing existed,
+    through the binding dispatch made. A merged delivery order therefore records one shipment on each of its orders.
+    """
     now = utcnow()
     with engine.begin() as conn:
-        hub_id = conn.execute(sa.select(t.bindings.c.hub_id).where(
-            t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "document",
-            t.bindings.c.external_id == confirm.document_ref)).scalar()
-        if hub_id is None:
+        targets = [(r.hub_id, [ShipmentLineRef(line_id=ref["line_id"], qty=ref["qty"]) for ref in r.line_refs])
+                   for r in conn.execute(sa.select(t.plan_documents.c.hub_id, t.plan_documents.c.line_refs)
+                                         .where(t.plan_documents.c.document_code == confirm.document_ref)
+                                         .order_by(t.plan_documents.c.hub_id))]
+        if not targets:
+            bound = conn.execute(sa.select(t.bindings.c.hub_id).where(
+                t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "document",
+                t.bindings.c.external_id == confirm.document_ref)).scalar()
+            targets = [(bound, None)] if bound is not None else []
+        if not targets:
             raise RecordError(f"confirmation for unknown document {confirm.document_ref}", sink=confirm.sink,
                               group_key="confirm for unknown document")
         seen = conn.execute(sa.select(t.bindings.c.hub_id).where(
@@ -64,36 +75,46 @@ def record_confirm(engine: Engine, confirm: ShipConfirm) -> str:
         if seen is not None:
             return "duplicate"
         conn.execute(sa.insert(t.bindings).values(channel=confirm.sink, shop="-", entity="message",
-                                                  external_id=confirm.message_id, hub_id=hub_id, created_at=now))
-        loaded = load_order(conn, hub_id)
-        assert loaded is not None
-        order, version = loaded
+                                                  external_id=confirm.message_id, hub_id=targets[0][0],
+                                                  created_at=now))
         recorded = 0
-        for package in confirm.packages:
-            shipment_id = f"{confirm.document_ref}/{package.package_code or package.waybill_no}"
-            exists = conn.execute(sa.select(t.shipments.c.id).where(t.shipments.c.hub_id == hub_id,
-                                                                    t.shipments.c.shipment_id == shipment_id)).first()
-            if exists:
-                continue
-            shipment = Shipment(
-                shipment_id=shipment_id, order_id=order.order_id, carrier_code=package.carrier_code,
-                waybill_no=package.waybill_no, line_refs=_line_refs(order, package.items),
-                shipped_at=confirm.shipped_at or now, source="wms")
-            doc = shipment.model_dump(mode="json")
-            conn.execute(sa.insert(t.shipments).values(
-                hub_id=hub_id, shipment_id=shipment_id, carrier_code=shipment.carrier_code,
-                waybill_no=shipment.waybill_no, document=doc, source="wms", shipped_at=shipment.shipped_at,
-                created_at=now))
-            conn.execute(sa.insert(t.outbox).values(
-                event_type="shipment.recorded", entity="shipment", hub_id=hub_id, version=version, created_at=now,
-                payload={"channel": order.platform, "shop": order.shop_id, "order_id": order.order_id,
-                         "shipment": doc}))
-            conn.execute(sa.insert(t.audit_trail).values(
-                hub_id=hub_id, at=now, action="shipment.recorded", actor=confirm.sink,
-                detail={"shipment_id": shipment_id, "carrier_code": shipment.carrier_code,
-                        "waybill_no": shipment.waybill_no, "message_id": confirm.message_id}))
-            recorded += 1
+        for hub_id, planned_refs in targets:
+            recorded += _record_packages(conn, confirm, hub_id, planned_refs, now)
     return "recorded" if recorded else "duplicate"
+
+
+def _record_packages(conn, confirm: ShipConfirm, hub_id: str, planned_refs: list[ShipmentLineRef] | None,
+                     now: datetime) -> int:
+    loaded = load_order(conn, hub_id)
+    assert loaded is not None
+    order, version = loaded
+    recorded = 0
+    for package in confirm.packages:
+        shipment_id = f"{confirm.document_ref}/{package.package_code or package.waybill_no}"
+        exists = conn.execute(sa.select(t.shipments.c.id).where(t.shipments.c.hub_id == hub_id,
+                                                                t.shipments.c.shipment_id == shipment_id)).first()
+        if exists:
+            continue
+        # planned refs: the channel lines this document ships (its items are master SKUs, maybe bundle parts)
+        refs = planned_refs if planned_refs is not None else _line_refs(order, package.items)
+        shipment = Shipment(
+            shipment_id=shipment_id, order_id=order.order_id, carrier_code=package.carrier_code,
+            waybill_no=package.waybill_no, line_refs=refs, shipped_at=confirm.shipped_at or now, source="wms")
+        doc = shipment.model_dump(mode="json")
+        conn.execute(sa.insert(t.shipments).values(
+            hub_id=hub_id, shipment_id=shipment_id, carrier_code=shipment.carrier_code,
+            waybill_no=shipment.waybill_no, document=doc, source="wms", shipped_at=shipment.shipped_at,
+            created_at=now))
+        conn.execute(sa.insert(t.outbox).values(
+            event_type="shipment.recorded", entity="shipment", hub_id=hub_id, version=version, created_at=now,
+            payload={"channel": order.platform, "shop": order.shop_id, "order_id": order.order_id,
+                     "shipment": doc}))
+        conn.execute(sa.insert(t.audit_trail).values(
+            hub_id=hub_id, at=now, action="shipment.recorded", actor=confirm.sink,
+            detail={"shipment_id": shipment_id, "carrier_code": shipment.carrier_code,
+                    "waybill_no": shipment.waybill_no, "message_id": confirm.message_id}))
+        recorded += 1
+    return recorded
 
 
 def _line_refs(order: Order, items: list[tuple[str, int]]) -> list[ShipmentLineRef]:

@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -43,6 +43,7 @@ _PATTERNS = (
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
+_secret_listeners: list[Callable[[str], None]] = []
 
 
 def register_secret(value: str | None) -> None:
@@ -50,6 +51,21 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= 4:
         with _secrets_lock:
             _secrets.add(value)
+            listeners = list(_secret_listeners)
+        for listener in listeners:
+            listener(value)
+
+
+def add_secret_listener(listener: Callable[[str], None]) -> None:
+    """Also tell another masker about every secret (e.g. Airflow's ``mask_secret`` for task logs), including the
+    ones registered before."""
+    with _secrets_lock:
+        if listener in _secret_listeners:
+            return
+        _secret_listeners.append(listener)
+        known = list(_secrets)
+    for value in known:
+        listener(value)
 
 
 def scrub(text: str) -> str:

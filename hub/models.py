@@ -51,6 +51,14 @@ class RefundStatus(StrEnum):
     CLOSED = "CLOSED"
 
 
+class PresaleStage(StrEnum):
+    """Where a presale (deposit, 定金预售) order stands: it must not ship before the final payment."""
+
+    DEPOSIT_UNPAID = "deposit_unpaid"
+    DEPOSIT_PAID = "deposit_paid"
+    FINAL_PAID = "final_paid"
+
+
 class RefundType(StrEnum):
     REFUND_ONLY = "refund_only"
     RETURN_REFUND = "return_refund"
@@ -61,6 +69,7 @@ class RefundType(StrEnum):
 OrderStatusField = Annotated[OrderStatus, Strict(False)]
 RefundStatusField = Annotated[RefundStatus, Strict(False)]
 RefundTypeField = Annotated[RefundType, Strict(False)]
+PresaleStageField = Annotated[PresaleStage, Strict(False)]
 
 
 class CanonicalModel(BaseModel):
@@ -98,7 +107,9 @@ class OrderLine(CanonicalModel):
     is_gift: bool = False
     status: OrderStatusField
     raw_status: str
-    refund_status: str | None = None
+    refund_status: str | None = Field(
+        None, description="the line's after-sales state as a canonical RefundStatus value; None when there is none "
+                          "(kept a plain string so documents stored before the mapping's table existed still load)")
 
 
 class Payment(CanonicalModel):
@@ -201,6 +212,9 @@ class Order(CanonicalModel):
     adjust_total: Fen = 0
     paid_total: NonNegativeFen
     currency: Currency = "CNY"
+    is_cod: bool = Field(False, description="cash on delivery: the carrier collects what the buyer has not paid")
+    presale_stage: PresaleStageField | None = Field(
+        None, description="presale (deposit) orders only: deposit_unpaid | deposit_paid | final_paid")
     receiver: Receiver = Field(default_factory=Receiver)
     lines: list[OrderLine] = Field(min_length=1)
     payments: list[Payment] = Field(default_factory=list)

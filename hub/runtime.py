@@ -1,10 +1,11 @@
 """The hub at run time: configuration + database + mappings + connectors, and the steps a run is made of.
 
     sync       pull every enabled shop's streams (windowed, cursor with the data)
-    dispatch   deliver outbox events to every enabled sink
+    process    plan new and changed orders (SKU mapping, rules, allocation) and release them (hub/processing)
+    dispatch   deliver outbox events to every enabled sink (processing first, so nothing released waits)
     feedback   take in ship confirmations from sinks that send them
     writeback  write shipments back to their channels
-    run_once   all four, in that order: what a cron user without Airflow runs
+    run_once   all five, in that order: what a cron user without Airflow runs
 
 The CLI and the Airflow DAGs both call these methods; neither holds logic of its own.
 """
@@ -30,6 +31,9 @@ from hub.ingest import Source, ingest_records, load_order
 from hub.logging import bind_run, get_logger
 from hub.mapping import Mapper, load_mapping
 from hub.models import Order
+from hub.processing.rules import load_rules
+from hub.processing.skus import load_skus
+from hub.processing.step import QUARANTINE_ENTITY, ProcessReport, Tables, imported_skus, process, replan
 from hub.store import create_engine_for, database_url
 from hub.store import schema as t
 from hub.store.db import reading
@@ -51,6 +55,7 @@ class FeedbackReport:
 @dataclass
 class RunReport:
     syncs: list[SyncReport] = field(default_factory=list)
+    processing: ProcessReport | None = None
     dispatches: list[DispatchReport] = field(default_factory=list)
     feedback: list[FeedbackReport] = field(default_factory=list)
     writebacks: list[DispatchReport] = field(default_factory=list)
@@ -123,7 +128,21 @@ class Hub:
         records = [stream.fetch_one(order_id) for order_id in order_ids]
         return ingest_records(self.engine, self.source(shop_settings, stream), records, actor="sync-by-id")
 
-    def dispatch(self, sink_name: str | None = None) -> list[DispatchReport]:
+    def processing_tables(self, now: datetime | None = None) -> Tables:
+        """SKU tables (skus.yaml + imported mappings) and rules, read fresh: an import or an edited file counts
+        from the next run on, in every process."""
+        skus = load_skus(mappings.path("skus.yaml", self.settings.mappings_dir), imported_skus(self.engine))
+        rules = load_rules(mappings.path("rules.yaml", self.settings.mappings_dir), known_sku=skus.is_known)
+        # no stock feed yet: routing `by: stock` falls back to priority order and says so in its decision
+        return Tables(skus=skus, rules=rules, stock={}, now=now or utcnow())
+
+    def process(self, now: datetime | None = None) -> ProcessReport:
+        with bind_run(step="process"):
+            return process(self.engine, self.processing_tables(now))
+
+    def dispatch(self, sink_name: str | None = None, *, process_first: bool = True) -> list[DispatchReport]:
+        if process_first:
+            self.process()
         reports = []
         for sink in self.sinks():
             if sink_name and sink.name != sink_name:
@@ -176,7 +195,8 @@ class Hub:
     def run_once(self, now: datetime | None = None) -> RunReport:
         report = RunReport()
         report.syncs = self.sync(now=now)
-        report.dispatches = self.dispatch()
+        report.processing = self.process()
+        report.dispatches = self.dispatch(process_first=False)
         report.feedback = self.feedback()
         report.writebacks = [self.writeback()]
         return report
@@ -186,7 +206,8 @@ class Hub:
     def replay_quarantine(self, ids: list[int] | None = None, group_key: str | None = None) -> dict[str, int]:
         """Re-run open quarantined records through the *current* mapping; fixed ones land, others stay with the new
         reason. Returns counts."""
-        q = sa.select(t.quarantine).where(t.quarantine.c.status == "open", t.quarantine.c.entity == "order")
+        q = sa.select(t.quarantine).where(t.quarantine.c.status == "open",
+                                          t.quarantine.c.entity.in_(("order", QUARANTINE_ENTITY)))
         if ids:
             q = q.where(t.quarantine.c.id.in_(ids))
         if group_key:
@@ -195,6 +216,17 @@ class Hub:
             rows = list(conn.execute(q.order_by(t.quarantine.c.id)))
         self._mappers.clear()  # pick up a mapping fixed since this process started
         counts = {"replayed": 0, "still_bad": 0}
+        blocked = [r for r in rows if r.entity == QUARANTINE_ENTITY]
+        if blocked:
+            # orders processing blocked (an unmapped SKU...): they are in the hub; planning them again is the replay
+            replan(self.engine, self.processing_tables(), [r.attributes["hub_id"] for r in blocked],
+                   actor="quarantine-replay")
+            with reading(self.engine) as conn:
+                still = conn.execute(sa.select(sa.func.count()).select_from(t.quarantine).where(
+                    t.quarantine.c.id.in_([r.id for r in blocked]), t.quarantine.c.status == "open")).scalar()
+            counts["replayed"] += len(blocked) - still
+            counts["still_bad"] += still
+            rows = [r for r in rows if r.entity != QUARANTINE_ENTITY]
         by_shop: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             by_shop.setdefault((row.channel, row.shop), []).append(row)

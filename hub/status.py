@@ -61,6 +61,8 @@ def collect(engine: Engine) -> dict[str, Any]:
             "orders": count(t.orders),
             "orders_by_status": dict(conn.execute(sa.select(t.orders.c.status, sa.func.count())
                                                   .group_by(t.orders.c.status)).all()),
+            "plans": dict(conn.execute(sa.select(t.order_plans.c.status, sa.func.count())
+                                       .group_by(t.order_plans.c.status)).all()),
             "outbox": count(t.outbox),
             "shipments": count(t.shipments),
             "cursors": [(f"{r.connector}/{r.shop}/{r.stream}", r.position.isoformat())

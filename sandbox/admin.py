@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox import clock
+from sandbox import clock, peak, qimen, scenario, top
 from sandbox.faults import FaultError
 from sandbox.world import MALFORMED_KINDS, WorldError
 
@@ -25,11 +25,15 @@ if TYPE_CHECKING:
     from sandbox.app import SandboxApp
 
 PREFIX = "/_sandbox"
+# Admin operations that live next to the simulator they drive: (methods, path, endpoint, handler(app, request), what).
+EXTENSION_ROUTES = [*top.ADMIN_ROUTES, *peak.ADMIN_ROUTES, *scenario.ADMIN_ROUTES, *qimen.ADMIN_ROUTES]
 
 ENDPOINTS = (
     ("GET|POST", "/top/router/rest", "Tmall TOP gateway (signed)"),
     ("POST", "/qimen/router", "Qimen WMS router (signed, XML body)"),
     ("GET", "/qimen/_confirms?after=&limit=", "pull feed of signed deliveryorder.confirm messages"),
+    ("GET", "/qimen/_returns?after=&limit=", "pull feed of signed returnorder.confirm messages"),
+    ("GET", "/qimen/_stockchanges?after=&limit=", "pull feed of signed stockchange.report messages"),
     ("GET", f"{PREFIX}/", "this list"),
     ("GET", f"{PREFIX}/health", "liveness and seed"),
     ("GET", f"{PREFIX}/credentials", "app keys, secrets, shop sessions, WMS customer"),
@@ -67,6 +71,7 @@ class AdminApi:
             "admin_reset": self.reset,
             "admin_wms_ship": self.wms_ship,
             "admin_wms_callback": self.wms_callback,
+            **{endpoint: _bind(handler, app) for _, _, endpoint, handler, _ in EXTENSION_ROUTES},
         }
 
     @staticmethod
@@ -85,6 +90,8 @@ class AdminApi:
             Rule(f"{PREFIX}/reset", endpoint="admin_reset", methods=["POST"]),
             Rule(f"{PREFIX}/wms/ship", endpoint="admin_wms_ship", methods=["POST"]),
             Rule(f"{PREFIX}/wms/callback", endpoint="admin_wms_callback", methods=["GET", "POST"]),
+            *(Rule(f"{PREFIX}{path}", endpoint=endpoint, methods=list(methods))
+              for methods, path, endpoint, _, _ in EXTENSION_ROUTES),
         ]
 
     def dispatch(self, endpoint: str, request: Request, **args: str) -> Response:
@@ -99,7 +106,8 @@ class AdminApi:
     # ------------------------------------------------------------------------------------------- handlers
 
     def index(self, request: Request) -> dict:
-        return {"endpoints": [{"method": m, "path": p, "what": w} for m, p, w in ENDPOINTS]}
+        extensions = [("|".join(m), f"{PREFIX}{p}", w) for m, p, _, _, w in EXTENSION_ROUTES]
+        return {"endpoints": [{"method": m, "path": p, "what": w} for m, p, w in [*ENDPOINTS, *extensions]]}
 
     def health(self, request: Request) -> dict:
         return {"ok": True, "seed": self.app.seed}
@@ -126,7 +134,7 @@ class AdminApi:
                 isinstance(line, dict) and isinstance(line.get("sku"), str) for line in lines)):
             raise BadRequest('lines must be a list like [{"sku": "SKU-001-RED-M", "num": 2}]')
         ids = self.app.create_tmall_orders(shop, body.get("count", 1), at=_at(body), malformed=malformed,
-                                           lines=lines)
+                                           lines=lines, kind=body.get("kind"))
         return {"ids": ids}
 
     def modify_order(self, request: Request, tid: str) -> dict:
@@ -156,11 +164,8 @@ class AdminApi:
         return {"ok": True, "seed": self.app.seed}
 
     def wms_ship(self, request: Request) -> dict:
-        codes = _body(request).get("codes") or []
-        if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
-            raise BadRequest("codes must be a list of deliveryOrderCode strings")
-        shipped = self.app.ship_pending(codes)
-        return {"shipped": shipped}
+        # {"codes", "parcels", "partial", "lines"}: validated and run by sandbox.qimen (multi-parcel, partial)
+        return qimen.admin_ship(self.app, _body(request))
 
     def wms_callback(self, request: Request) -> dict:
         if request.method == "POST":
@@ -171,10 +176,22 @@ class AdminApi:
                 if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                     raise BadRequest("url must be an absolute http(s) URL, or null to stop pushing")
             after = body.get("after")
-            if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-                raise BadRequest("after must be a non-negative integer (a confirm seq)")
-            self.app.pusher.configure(url, after)
+            if after is not None and not _cursor(after) and not (
+                    isinstance(after, dict) and set(after) <= set(qimen.FEEDS) and all(map(_cursor, after.values()))):
+                raise BadRequest("after must be a non-negative integer (a confirm seq) or {feed: seq}")
+            kinds = body.get("kinds")
+            if kinds is not None and (not isinstance(kinds, list) or not set(kinds) <= set(qimen.FEEDS)):
+                raise BadRequest(f"kinds must be a list of {', '.join(qimen.FEEDS)}")
+            self.app.pusher.configure(url, after, kinds)
         return self.app.pusher.status()
+
+
+def _cursor(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _bind(handler: Callable[..., object], app: SandboxApp) -> Callable[..., object]:
+    return lambda request, **args: handler(app, request, **args)
 
 
 def _body(request: Request) -> dict:

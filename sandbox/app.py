@@ -22,22 +22,21 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox import clock
+from sandbox import clock, qimen
 from sandbox.admin import AdminApi
 from sandbox.faults import Faults
-from sandbox.qimen import (
-    CONFIRMS_PATH,
-    DEFAULT_CARRIER,
-    ROUTER_PATH,
-    ConfirmPusher,
-    DeliveryOrder,
-    QimenRouter,
-    WmsBook,
-    build_confirm,
-)
+from sandbox.peak import PeakGenerator
+from sandbox.qimen import ConfirmPusher, DeliveryOrder, QimenRouter, WmsBook, qimen_rules
 from sandbox.registry import SYSTEMS
 from sandbox.system import ChannelSystem, System, deep_merge
-from sandbox.top import GATEWAY_PATH, TopGateway
+from sandbox.top import (
+    GATEWAY_PATH,
+    OAUTH_PATH,
+    STANDALONE_GATEWAY_PATH,
+    STANDALONE_OAUTH_PATH,
+    TopGateway,
+    gateway_rules,
+)
 from sandbox.world import World, WorldError
 
 log = logging.getLogger(__name__)
@@ -45,23 +44,24 @@ log = logging.getLogger(__name__)
 def _builtin_rules() -> list[Rule]:
     # fresh Rule objects per app: werkzeug binds a Rule to the one Map it is added to
     return [
-        Rule(GATEWAY_PATH, endpoint="top", methods=["GET", "POST"]),
-        Rule(ROUTER_PATH, endpoint="qimen", methods=["POST"]),
-        Rule(CONFIRMS_PATH, endpoint="qimen_confirms", methods=["GET"]),
+        *gateway_rules(),
+        *qimen_rules(),
     ]
 
 
 class SandboxApp:
     """In-memory simulators of the Tmall TOP gateway and a Qimen WMS, seeded for determinism."""
 
-    def __init__(self, seed: int = 1, only: str | None = None) -> None:
-        """``only`` serves a single registered system at its real platform's paths (plus the admin API)."""
+    def __init__(self, seed: int = 1, only: str | None = None, scenario: object = None) -> None:
+        """``only`` serves a single registered system (or ``"tmall"``, the built-in TOP gateway) at its real
+        platform's paths (plus the admin API); ``scenario`` is a scenario file path or mapping (sandbox.scenario)."""
         self.lock = threading.RLock()
         # Set by close(): wakes every deliberate sleep (latency, timeout faults, pusher backoff) at once.
         self.stopping = threading.Event()
         self.seed = seed
+        self.only = only
         self.world = World.build(seed)
-        self.wms = WmsBook.build(seed)
+        self.wms = WmsBook.build(seed, self.world)
         self._request_ids = itertools.count(1)
         self.systems: dict[str, System] = {cls.name: cls(self) for cls in SYSTEMS}
         self.faults = Faults({k: v for s in self.systems.values() for k, v in s.knob_defaults.items()},
@@ -70,11 +70,18 @@ class SandboxApp:
         self.qimen = QimenRouter(self)
         self.admin = AdminApi(self)
         self.pusher = ConfirmPusher(self)
-        if only is not None and only not in self.systems:
+        self.peak = PeakGenerator(self)
+        if only is not None and only not in ("tmall", qimen.SYSTEM_NAME) and only not in self.systems:
             raise ValueError(f"unknown system {only!r}; known: {', '.join(self.systems)}")
-        rules = ([*self.systems[only].standalone_rules()] if only else
+        rules = (gateway_rules(standalone=True) if only == "tmall" else
+                 qimen_rules(standalone=True) if only == qimen.SYSTEM_NAME else
+                 [*self.systems[only].standalone_rules()] if only else
                  [*_builtin_rules(), *(r for system in self.systems.values() for r in system.rules())])
         self.routes = Map([*rules, *AdminApi.rules()], strict_slashes=False)
+        if scenario is not None:
+            from sandbox.scenario import apply_scenario  # scenario imports app helpers; import late to avoid a cycle
+
+            apply_scenario(self, scenario)
 
     def channel(self, name: str) -> ChannelSystem:
         system = self.systems.get(name)
@@ -96,10 +103,10 @@ class SandboxApp:
                 response = self.systems[endpoint.split(":", 1)[0]].handle(endpoint, request, **args)
             elif endpoint == "top":
                 response = self.top(request)
-            elif endpoint == "qimen":
-                response = self.qimen(request)
-            elif endpoint == "qimen_confirms":
-                response = self.qimen.confirms_feed(request)
+            elif endpoint == "top_oauth":
+                response = self.top.oauth_token(request)
+            elif endpoint.startswith("qimen"):
+                response = self.qimen.dispatch(endpoint, request)
             else:
                 response = self.admin.dispatch(endpoint, request, **args)
         except HTTPException as exc:
@@ -142,6 +149,7 @@ class SandboxApp:
     def close(self) -> None:
         """Stop background work (the confirm pusher) and wake any sleeping handler."""
         self.stopping.set()
+        self.peak.stop()
         self.pusher.stop()
         for system in self.systems.values():
             system.close()
@@ -156,7 +164,8 @@ class SandboxApp:
                     "app_key": world.tmall_app.app_key,
                     "app_secret": world.tmall_app.app_secret,
                     "sign_method": world.tmall_app.sign_method,
-                    "gateway_path": GATEWAY_PATH,
+                    "gateway_path": STANDALONE_GATEWAY_PATH if self.only == "tmall" else GATEWAY_PATH,
+                    "oauth_path": STANDALONE_OAUTH_PATH if self.only == "tmall" else OAUTH_PATH,
                     "shops": [
                         {
                             "shop": shop.slug,
@@ -168,14 +177,7 @@ class SandboxApp:
                         for shop in world.shops.values()
                     ],
                 },
-                "qimen_wms": {
-                    "app_key": world.wms.app_key,
-                    "app_secret": world.wms.app_secret,
-                    "customer_id": world.wms.customer_id,
-                    "warehouses": list(world.wms.warehouses),
-                    "router_path": ROUTER_PATH,
-                    "confirms_path": CONFIRMS_PATH,
-                },
+                "qimen_wms": qimen.credentials(self),
                 **{name: system.credentials() for name, system in self.systems.items() if system.credentials()},
             }
 
@@ -185,13 +187,14 @@ class SandboxApp:
 
     def create_tmall_orders(
         self, shop: str, count: int, at: datetime | None = None, malformed: str | None = None,
-        lines: list[dict] | None = None,
+        lines: list[dict] | None = None, kind: str | None = None,
     ) -> list[str]:
-        """Create ``count`` paid trades; returns their tids as strings (also for ``missing_tid`` trades)."""
+        """Create ``count`` trades (paid unless ``kind`` says otherwise); returns their tids as strings."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
             raise WorldError("count must be an integer between 1 and 1000")
         with self.lock:
-            trades = self.world.create_trades(shop, count, at or self.now(), malformed, self.visible_at(), lines)
+            trades = self.world.create_trades(shop, count, at or self.now(), malformed, self.visible_at(), lines,
+                                              kind)
             return [str(trade.tid) for trade in trades]
 
     def modify_tmall_order(
@@ -214,37 +217,15 @@ class SandboxApp:
             )
             return clock.format_wire(trade.modified)
 
-    def ship_delivery_order(self, record: DeliveryOrder) -> dict:
-        """Ship a created delivery order: assign a waybill, mark it DELIVERED, emit a signed confirm."""
-        with self.lock:
-            seq = self.wms.last_seq + 1
-            carrier = record.logistics_code or DEFAULT_CARRIER
-            record.logistics_code = carrier
-            record.express_code = f"{carrier}{self.wms.waybill_base + seq:012d}"
-            record.status = "DELIVERED"
-            record.confirm_seq = seq
-            confirm = build_confirm(self, record, seq, self.now())
-            self.wms.confirms.append(confirm)
-            self.pusher.notify()
-            return confirm
+    def ship_delivery_order(self, record: DeliveryOrder, parcels: int = 1) -> dict:
+        """Ship all that is left of a created delivery order: waybill(s), DELIVERED, a signed confirm (qimen.ship)."""
+        return qimen.ship(self, record, parcels)
 
-    def ship_pending(self, codes: list[str] | None = None) -> list[str]:
-        """Ship the given delivery order codes (all created, unshipped ones when ``codes`` is empty)."""
-        with self.lock:
-            book = self.wms
-            if codes:
-                unknown = [code for code in codes if not getattr(book.delivery_orders.get(code), "created", 0)]
-                if unknown:
-                    raise WorldError(f"no created delivery order for code(s): {', '.join(unknown)}", 404)
-                records = [book.delivery_orders[code] for code in codes]
-            else:
-                records = [record for record in book.delivery_orders.values() if record.created]
-            shipped = []
-            for record in records:
-                if record.status == "ACCEPT":
-                    self.ship_delivery_order(record)
-                    shipped.append(record.code)
-            return shipped
+    def ship_pending(self, codes: list[str] | None = None, parcels: int = 1, partial: bool = False,
+                     lines: dict | None = None) -> list[str]:
+        """Ship the given delivery order codes (all created, unshipped ones when ``codes`` is empty); see
+        ``qimen.ship_pending`` for multi-parcel and partial shipments."""
+        return qimen.ship_pending(self, codes, parcels=parcels, partial=partial, lines=lines)
 
     def truth(self) -> dict:
         with self.lock:
@@ -252,18 +233,28 @@ class SandboxApp:
                 "channels": self.world.channels_truth(),
                 "wms": self.wms.truth(),
                 "writebacks": self.world.writebacks_truth(),
+                "stock_told": {"tmall": self.world.stock_truth()},
+                "tmc": {"tmall": self.world.tmc.truth()},
             }
+            for slug, refunds in self.world.refunds_truth().items():
+                truth["channels"]["tmall"][slug]["refunds"] = refunds
+            for slug, rates in self.world.rates_truth().items():
+                truth["channels"]["tmall"][slug]["rates"] = rates
+            for slug, levels in self.world.stock_levels().items():
+                truth["channels"]["tmall"][slug]["stock"] = levels
             for system in self.systems.values():
                 deep_merge(truth, system.truth())
             return truth
 
     def reset(self, seed: int | None = None) -> None:
         """Back to a fresh world (same seed unless given), default knobs, empty WMS, no callback."""
+        self.peak.stop()
         with self.lock:
+            self.top.reset()
             if seed is not None:
                 self.seed = seed
             self.world = World.build(self.seed)
-            self.wms = WmsBook.build(self.seed)
+            self.wms = WmsBook.build(self.seed, self.world)
             self.faults.reset()
             self.pusher.reset()
             for system in self.systems.values():

@@ -29,11 +29,24 @@ DEFAULTS: dict[str, object] = {
     "top.expire_sessions": False,
     "top.timeout_after_success": {"calls": 0, "methods": [], "sleep_s": 5.0, "mode": "sleep"},
     "top.index_lag_s": 0,
+    "top.session_ttl_s": 0,
+    "top.daily_quota": 0,
+    "top.qps_limit": 0,
+    "top.isp_error": {"calls": 0, "sub_code": "isp.top-remote-connection-timeout", "methods": []},
+    "top.page_shift": {"calls": 0},
+    "top.degraded_list": {"calls": 0, "ratio": 0.5, "drop": ["orders", "receiver"]},
+    "top.tmc_redelivery_s": 60,
+    "top.tmc_duplicate": {"calls": 0},
+    "top.tmc_out_of_order": False,
     # Qimen WMS (/qimen/router)
     "wms.auto_ship": True,
     "wms.fail_create": {"calls": 0},
     "wms.latency_ms": 0,
     "wms.timeout_after_success": {"calls": 0, "methods": [], "sleep_s": 5.0, "mode": "sleep"},
+    "wms.http_500": {"calls": 0},
+    "wms.duplicate_confirm": {"calls": 0},
+    "wms.out_of_order_confirm": False,
+    "wms.stock_report_lag_s": 0,
 }
 
 
@@ -81,6 +94,31 @@ def _expire_sessions(name: str, value: object) -> bool | list[str]:
     return _strings(name, value)
 
 
+# Nodes top.degraded_list may leave out of list responses ("receiver" = every receiver_* field and oaid).
+DEGRADABLE_NODES = ("orders", "receiver", "buyer_message", "seller_memo", "pay_time")
+
+
+def _isp_sub_code(name: str, value: object) -> str:
+    # isp.* = a platform back-end problem the caller should retry (spec §1.5)
+    if not isinstance(value, str) or not value.startswith("isp."):
+        raise FaultError(f"{name} must be a sub_code starting with 'isp.', got {value!r}")
+    return value
+
+
+def _ratio(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise FaultError(f"{name} must be a number in (0, 1], got {value!r}")
+    return value
+
+
+def _nodes(name: str, value: object) -> list[str]:
+    nodes = _strings(name, value)
+    unknown = [node for node in nodes if node not in DEGRADABLE_NODES]
+    if unknown or not nodes:
+        raise FaultError(f"{name} must be a non-empty list of {', '.join(DEGRADABLE_NODES)}, got {value!r}")
+    return nodes
+
+
 _TIMEOUT_FIELDS = {"calls": _count, "methods": _strings, "sleep_s": _number, "mode": _choice(TIMEOUT_MODES)}
 
 # knob -> validator for a scalar knob, or {field: validator} for an object knob.
@@ -91,10 +129,23 @@ _SCHEMA: dict[str, object] = {
     "top.expire_sessions": _expire_sessions,
     "top.timeout_after_success": _TIMEOUT_FIELDS,
     "top.index_lag_s": _number,
+    "top.session_ttl_s": _number,
+    "top.daily_quota": _count,
+    "top.qps_limit": _number,
+    "top.isp_error": {"calls": _count, "sub_code": _isp_sub_code, "methods": _strings},
+    "top.page_shift": {"calls": _count},
+    "top.degraded_list": {"calls": _count, "ratio": _ratio, "drop": _nodes},
+    "top.tmc_redelivery_s": _number,
+    "top.tmc_duplicate": {"calls": _count},
+    "top.tmc_out_of_order": _flag,
     "wms.auto_ship": _flag,
     "wms.fail_create": {"calls": _count},
     "wms.latency_ms": _number,
     "wms.timeout_after_success": _TIMEOUT_FIELDS,
+    "wms.http_500": {"calls": _count},
+    "wms.duplicate_confirm": {"calls": _count},
+    "wms.out_of_order_confirm": _flag,
+    "wms.stock_report_lag_s": _number,
 }
 
 

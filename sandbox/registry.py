@@ -5,6 +5,15 @@ A new system is one module with a ``System`` subclass (see sandbox/system.py) an
 
 from __future__ import annotations
 
+from sandbox.jd import JdSystem
+from sandbox.kingdee import KingdeeSystem
+from sandbox.logistics import CainiaoSystem, Kuaidi100System, SfSystem
+from sandbox.payments import PaymentsSystem
+from sandbox.pos import PosSystem
 from sandbox.system import System
+from sandbox.wechat_shop import WechatShop
 
-SYSTEMS: list[type[System]] = []
+SYSTEMS: list[type[System]] = [
+    JdSystem, WechatShop, PosSystem,
+    KingdeeSystem, SfSystem, CainiaoSystem, Kuaidi100System, PaymentsSystem,
+]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from sandbox.app import SandboxApp
-from sandbox.qimen import CONFIRMS_PATH, ROUTER_PATH
-from sandbox.top import GATEWAY_PATH
+from sandbox.qimen import CONFIRMS_PATH, ROUTER_PATH, STANDALONE_ROUTER_PATH
+from sandbox.top import GATEWAY_PATH, STANDALONE_GATEWAY_PATH
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -45,11 +45,11 @@ class SandboxHandle:
 
     @property
     def top_gateway_url(self) -> str:
-        return self.url + GATEWAY_PATH
+        return self.url + (STANDALONE_GATEWAY_PATH if self.app.only == "tmall" else GATEWAY_PATH)
 
     @property
     def qimen_router_url(self) -> str:
-        return self.url + ROUTER_PATH
+        return self.url + (STANDALONE_ROUTER_PATH if self.app.only == "qimen_wms" else ROUTER_PATH)
 
     @property
     def qimen_confirms_url(self) -> str:
@@ -57,14 +57,15 @@ class SandboxHandle:
 
 
 @contextmanager
-def running_sandbox(seed: int = 1, port: int = 0, system: str | None = None) -> Iterator[SandboxHandle]:
+def running_sandbox(seed: int = 1, port: int = 0, system: str | None = None, scenario: object = None
+                    ) -> Iterator[SandboxHandle]:
     """Serve a fresh ``SandboxApp(seed)`` on 127.0.0.1 (``port=0``: any free port) in a daemon thread.
 
     On exit the app is closed first (waking handlers parked in a fault's sleep and stopping the confirm pusher),
     then the server is shut down and its thread joined. ``system`` serves one registered system alone, at its real
     platform's paths (plus the admin API).
     """
-    app = SandboxApp(seed, only=system)
+    app = SandboxApp(seed, only=system, scenario=scenario)
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=_QuietRequestHandler)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL_S}, name="sandbox-http", daemon=True
@@ -79,13 +80,14 @@ def running_sandbox(seed: int = 1, port: int = 0, system: str | None = None) -> 
         server.server_close()
 
 
-def serve(host: str = LOOPBACK, port: int = DEFAULT_PORT, seed: int = 1, system: str | None = None) -> None:
+def serve(host: str = LOOPBACK, port: int = DEFAULT_PORT, seed: int = 1, system: str | None = None,
+          scenario: object = None) -> None:
     """Serve the sandbox until interrupted (Ctrl-C). Only 127.0.0.1 is accepted as ``host``."""
     if host != LOOPBACK:
         raise ValueError(
             f"the sandbox binds {LOOPBACK} only (got {host!r}): its admin API hands out every secret without auth"
         )
-    app = SandboxApp(seed, only=system)
+    app = SandboxApp(seed, only=system, scenario=scenario)
     server = make_server(host, port, app, threaded=True)
     print(f"OrderHub sandbox (seed={seed}) on http://{host}:{server.port}  - admin API at /_sandbox/", file=sys.stderr)
     try:

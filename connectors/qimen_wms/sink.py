@@ -1,8 +1,12 @@
-"""Qimen WMS sink: a paid order becomes one ``deliveryorder.create`` (specs §6.2).
+"""Qimen WMS sink: each fulfilment group the hub's processing released becomes one ``deliveryorder.create``
+(specs §6.2).
 
-The delivery order code is derived from the channel order id alone (``TMALL-3817…``), never from a hub-generated
-id, so the WMS's own idempotency on ``deliveryOrderCode`` protects us even if the hub's database were rebuilt:
-a repeated create answers success with the same WMS id and creates nothing.
+The sink subscribes to ``order.released``: one event per group, carrying the group itself (warehouse, master SKU
+lines with their allocated money, COD amount), so the document is built from exactly what processing decided and
+the sink holds no business rules. The delivery order code comes with the group and is derived from the channel order
+alone (``TMALL-3817…``, ``TMALL-3817…-2`` for the second of a split), never from a hub-generated id, so the WMS's
+own idempotency on ``deliveryOrderCode`` protects us even if the hub's database were rebuilt: a repeated create
+answers success with the same WMS id and creates nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from connectors.qimen_wms.client import QimenClient, to_xml
 from connectors.qimen_wms.settings import QimenWmsSettings
 from connectors.tmall.client import top_time
 from hub.connector import Delivery
-from hub.models import Order, OrderStatus
+from hub.models import Order
 
 CREATE = "deliveryorder.create"
 
@@ -24,12 +28,12 @@ def yuan(fen: int) -> str:
     return f"{(Decimal(fen) / 100).quantize(Decimal('0.01'))}"
 
 
-def delivery_order_code(order: Order) -> str:
-    return f"{order.platform.upper()}-{order.order_id}"
+def delivery_order_code(order: Order, group: Mapping[str, Any] | None = None) -> str:
+    return str(group["document_code"]) if group else f"{order.platform.upper()}-{order.order_id}"
 
 
 class QimenWmsSink:
-    event_types = ("order.accepted", "order.changed")
+    event_types = ("order.released",)
 
     def __init__(self, settings: QimenWmsSettings, client: QimenClient | None = None) -> None:
         self.settings = settings
@@ -37,18 +41,25 @@ class QimenWmsSink:
         self.client = client or QimenClient(settings)
 
     def idempotency_key(self, order: Order, event: Mapping[str, Any]) -> str:
-        return f"{self.name}:{order.platform}:{order.shop_id}:{order.order_id}:v{event['version']}"
+        code = ((event.get("payload") or {}).get("document") or {}).get("document_code") or order.order_id
+        return f"{self.name}:{order.platform}:{order.shop_id}:{code}:r{event['version']}"
 
-    def document(self, order: Order) -> dict[str, Any]:
+    def document(self, order: Order, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``deliveryorder.create`` body for one fulfilment group (hub.processing.plan.FulfilmentGroup as JSON).
+        Amounts are the group's allocated shares, so the documents of a split order add up to its paid total."""
         s = self.settings
         platform_code = s.platform_codes.get(order.platform, "OTHER")
-        discount = order.discount_total
         r = order.receiver
+        lines = group["lines"]
+        total = sum(line["allocated_paid_fen"] for line in lines)
+        cod = int(group.get("cod_amount_fen") or 0)
+        flags = [flag for flag, on in (("COD", cod > 0), ("PRESELL", group.get("presale")),
+                                       ("SPLIT", group.get("of", 1) > 1)) if on]
         return {
             "deliveryOrder": {
-                "deliveryOrderCode": delivery_order_code(order),
+                "deliveryOrderCode": delivery_order_code(order, group),
                 "orderType": "JYCK",
-                "warehouseCode": s.warehouse_code,
+                "warehouseCode": group.get("warehouse") or s.warehouse_code,
                 "sourcePlatformCode": platform_code,
                 "sourcePlatformName": order.platform,
                 "createTime": top_time(order.created_at),
@@ -56,33 +67,41 @@ class QimenWmsSink:
                 "payTime": top_time(order.paid_at) if order.paid_at else None,
                 "payNo": order.payments[0].channel_txn_id if order.payments else None,
                 "shopNick": order.shop_id,
-                "totalAmount": yuan(order.paid_total),
-                "itemAmount": yuan(order.goods_total),
-                "discountAmount": yuan(discount),
-                "freight": yuan(order.shipping_fee),
-                "arAmount": "0.00",
-                "gotAmount": yuan(order.paid_total),
+                "totalAmount": yuan(total),
+                "itemAmount": yuan(sum(line["gross_fen"] for line in lines)),
+                "discountAmount": yuan(sum(line["discount_fen"] for line in lines)),
+                "freight": yuan(sum(line["shipping_fen"] for line in lines)),
+                "arAmount": yuan(cod),              # what the carrier collects (COD)
+                "gotAmount": yuan(total - cod),     # what the buyer already paid
+                "orderFlag": ",".join(flags) or None,
                 "logisticsCode": s.logistics_code,
                 "buyerMessage": None,
                 "receiverInfo": {"name": r.name, "mobile": r.phone, "province": r.province, "city": r.city,
-                                 "area": r.district, "town": r.town, "detailAddress": r.address, "oaid": r.receiver_ref},
+                                 "area": r.district, "town": r.town, "detailAddress": r.address,
+                                 "oaid": r.receiver_ref},
             },
             "orderLines": [
-                {"orderLineNo": str(i), "sourceOrderCode": order.order_id, "subSourceOrderCode": line.line_id,
-                 "ownerCode": s.customer_id, "itemCode": line.merchant_sku_code or line.platform_sku_id,
-                 "itemName": line.title, "inventoryType": "ZP", "planQty": str(line.qty),
-                 "retailPrice": yuan(line.unit_price),
-                 "actualPrice": yuan(line.line_paid // line.qty if line.qty else 0),
-                 "discountAmount": yuan(line.line_discount)}
-                for i, line in enumerate(order.lines, start=1)
+                {"orderLineNo": str(i), "sourceOrderCode": line["order_id"], "subSourceOrderCode": line["line_id"],
+                 "ownerCode": s.customer_id, "itemCode": line["master_sku"], "itemName": line.get("title"),
+                 "inventoryType": "ZP", "planQty": str(line["qty"]),
+                 "retailPrice": yuan(line["gross_fen"] // line["qty"]),
+                 # per unit, to the fen; the exact line total is allocated_paid_fen (finance reads the hub)
+                 "actualPrice": yuan(line["allocated_paid_fen"] // line["qty"]),
+                 "discountAmount": yuan(line["discount_fen"])}
+                for i, line in enumerate(lines, start=1)
             ],
         }
 
+    def documents(self, order: Order, groups: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """What this sink would send for a plan: document code -> document (``orderhub replay`` diffs these)."""
+        return {delivery_order_code(order, g): self.document(order, g) for g in groups}
+
     def deliver(self, order: Order, event: Mapping[str, Any]) -> Delivery:
-        if order.status is not OrderStatus.PAID:
-            return Delivery(None, skipped_reason=f"status {order.status.value}: no delivery order needed")
-        body = to_xml("request", self.document(order))
+        group = (event.get("payload") or {}).get("document")
+        if not group:
+            return Delivery(None, skipped_reason=f"{event.get('event_type')} carries no fulfilment group")
+        body = to_xml("request", self.document(order, group))
         answer = self.client.call(CREATE, body, write=True)
         # our own code is the reference: the WMS's confirmations carry it, and it never changes
-        return Delivery(delivery_order_code(order), detail={"wms_id": answer.get("deliveryOrderId"),
-                                                            "warehouse": answer.get("warehouseCode")})
+        return Delivery(delivery_order_code(order, group), detail={"wms_id": answer.get("deliveryOrderId"),
+                                                                   "warehouse": answer.get("warehouseCode")})

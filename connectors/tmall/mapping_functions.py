@@ -28,7 +28,13 @@ def tmall_payments(trade: Mapping[str, Any], _context: Mapping[str, Any]) -> lis
     }]
 
 
+def tmall_is_cod(trade: Mapping[str, Any], _context: Mapping[str, Any]) -> bool:
+    """Trade type ``cod`` (货到付款): nothing is paid online, the carrier collects ``payment`` on delivery."""
+    return str(trade.get("type") or "") == "cod"
+
+
 COMPUTES = {
     "tmall_line_total": tmall_line_total,
     "tmall_payments": tmall_payments,
+    "tmall_is_cod": tmall_is_cod,
 }

@@ -233,3 +233,65 @@ audit_trail = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("detail", Json, nullable=False),
 )
+
+# -- order processing (hub/processing) ------------------------------------------------------------------------------
+
+order_plans = sa.Table(
+    "order_plans",
+    metadata,
+    sa.Column("hub_id", sa.String(40), sa.ForeignKey("orders.hub_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("revision", sa.Integer(), nullable=False, comment="+1 whenever the plan's content changes"),
+    sa.Column("status", sa.String(16), nullable=False, index=True,
+              comment="released | held | waiting | blocked | cancelled | closed"),
+    sa.Column("order_version", sa.Integer(), nullable=False, comment="the order version last planned"),
+    sa.Column("group_key", sa.String(191), nullable=True, index=True, comment="blocked: what must be fixed"),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("plan", Json, nullable=False, comment="hub.processing.plan.OrderPlan as JSON"),
+    sa.Column("recheck_at", UTCDateTime(), nullable=True, index=True, comment="waiting: plan again at this time"),
+    sa.Column("approved_by", sa.String(64), nullable=True, comment="who released its holds (release --approve)"),
+    sa.Column("approved_at", UTCDateTime(), nullable=True),
+    sa.Column("published_revision", sa.Integer(), nullable=True,
+              comment="the revision whose order.released events are in the outbox"),
+    sa.Column("released_fingerprint", sa.String(64), nullable=True,
+              comment="what the warehouse was sent to pick (codes, SKUs, quantities) at the last release"),
+    sa.Column("merged_into", sa.String(40), nullable=True, index=True,
+              comment="hub id of the order whose delivery order carries this one"),
+    sa.Column("planned_at", UTCDateTime(), nullable=False),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("event_id", sa.BigInteger(), primary_key=True, autoincrement=False,
+              comment="outbox id of an order.accepted/changed event; the primary key is the processing claim"),
+    sa.Column("hub_id", sa.String(40), nullable=False, index=True),
+    sa.Column("order_version", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, comment="planned | skipped (a newer version exists)"),
+    sa.Column("processed_at", UTCDateTime(), nullable=False),
+)
+
+plan_documents = sa.Table(
+    "plan_documents",
+    metadata,
+    sa.Column("document_code", sa.String(128), primary_key=True, comment="deliveryOrderCode and the like"),
+    sa.Column("hub_id", sa.String(40), sa.ForeignKey("orders.hub_id", ondelete="CASCADE"), primary_key=True,
+              index=True),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("warehouse", sa.String(32), nullable=True),
+    sa.Column("line_refs", Json, nullable=False, comment="[{line_id, qty}] of this order the document ships"),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+sku_mappings = sa.Table(
+    "sku_mappings",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(32), nullable=False, comment="'*' for every channel"),
+    sa.Column("shop", sa.String(64), nullable=False, comment="'*' for every shop"),
+    sa.Column("key_kind", sa.String(16), nullable=False, comment="merchant_code | platform_sku_id"),
+    sa.Column("key_value", sa.String(128), nullable=False),
+    sa.Column("master_sku", sa.String(128), nullable=False, comment="a master SKU or a bundle code"),
+    sa.Column("source", sa.String(191), nullable=False, comment="the imported file"),
+    sa.Column("imported_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel", "shop", "key_kind", "key_value"),
+)

@@ -41,7 +41,8 @@ def test_a_paid_order_reaches_the_wms_and_shipped_plus_waybill_is_written_back(h
     assert state["channels"]["tmall"]["tm-flagship"]["orders"][tid]["status"] == "WAIT_BUYER_CONFIRM_GOODS"
     with hub.engine.connect() as conn:
         trail = [r.action for r in conn.execute(sa.select(t.audit_trail.c.action).order_by(t.audit_trail.c.id))]
-    assert trail == ["order.accepted", "dispatch.done", "shipment.recorded", "dispatch.done"]
+    # accepted -> planned and released (hub/processing, its decisions in the detail) -> WMS -> shipped -> written back
+    assert trail == ["order.accepted", "plan.released", "dispatch.done", "shipment.recorded", "dispatch.done"]
     # the next pull sees the shipped status: a new version, and nothing new downstream
     hub.run_once()
     assert versions(hub.engine)[tid] == 2

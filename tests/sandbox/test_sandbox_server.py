@@ -61,3 +61,23 @@ def test_a_slow_gateway_call_does_not_block_other_requests():
         requests.get(f"{sbx.url}/_sandbox/truth", timeout=5)
         assert time.monotonic() - started < 0.3
         slow.join()
+
+
+def test_sandbox_serve_applies_a_scenario_file_and_refuses_a_bad_one(tmp_path):
+    import requests
+    from typer.testing import CliRunner
+
+    from hub.cli import app as cli
+    from sandbox.scenario import load_scenario
+    from sandbox.server import running_sandbox
+
+    good = tmp_path / "peak-day.yaml"
+    good.write_text("faults:\n  top.latency_ms: 5\n  wms.auto_ship: false\n", encoding="utf-8")
+    with running_sandbox(seed=2, scenario=load_scenario(good)) as handle:
+        knobs = requests.get(f"{handle.url}/_sandbox/faults", timeout=5).json()
+    knobs = knobs.get("knobs", knobs)
+    assert knobs["top.latency_ms"] == 5 and knobs["wms.auto_ship"] is False
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("faults:\n  top.latencyms: 5\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["sandbox", "serve", "--port", "1", "--scenario", str(bad)])
+    assert result.exit_code == 3 and "top.latencyms" in result.output

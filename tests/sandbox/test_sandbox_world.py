@@ -124,7 +124,7 @@ def test_truth_has_the_documented_shape(sbx, admin, qimen, do_xml, top_params):
     requests.post(sbx.top_gateway_url, data=params, timeout=5)
 
     truth = admin("GET", "truth")
-    assert set(truth) == {"channels", "wms", "writebacks"}
+    assert {"channels", "wms", "writebacks"} <= set(truth)  # other systems add their own keys (stock_told, sinks...)
     assert set(truth["channels"]["tmall"]) == {"tm-flagship", "tm-outlet"}
     order = truth["channels"]["tmall"]["tm-outlet"]["orders"][tid]
     assert {"status", "modified", "malformed"} <= set(order)
