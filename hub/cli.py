@@ -148,8 +148,8 @@ def sync(config: ConfigOpt = None,
          channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
          shop: Annotated[str | None, typer.Option(help="only this shop")] = None,
          stream: Annotated[str | None, typer.Option(help="only this stream")] = None,
-         order_id: Annotated[list[str] | None, typer.Option("--order-id", help="fetch these orders by id "
-                                                                                 "(needs --channel and --shop)")] = None,
+         order_id: Annotated[list[str] | None, typer.Option(
+             "--order-id", help="fetch these orders by id (needs --channel and --shop)")] = None,
          ) -> None:
     """Pull new and changed records from the channels into the hub."""
     with handled():

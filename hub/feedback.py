@@ -57,7 +57,7 @@ def record_confirm(engine: Engine, confirm: ShipConfirm) -> str:
     """
     now = utcnow()
     with engine.begin() as conn:
-        targets = [(r.hub_id, [ShipmentLineRef(line_id=ref["line_id"], qty=ref["qty"]) for ref in r.line_refs])
+        targets = [(r.hub_id, list(r.line_refs))
                    for r in conn.execute(sa.select(t.plan_documents.c.hub_id, t.plan_documents.c.line_refs)
                                          .where(t.plan_documents.c.document_code == confirm.document_ref)
                                          .order_by(t.plan_documents.c.hub_id))]
@@ -83,7 +83,27 @@ def record_confirm(engine: Engine, confirm: ShipConfirm) -> str:
     return "recorded" if recorded else "duplicate"
 
 
-def _record_packages(conn, confirm: ShipConfirm, hub_id: str, planned_refs: list[ShipmentLineRef] | None,
+def _planned_line_refs(planned: list[dict[str, Any]], items: list[tuple[str, int]]) -> list[ShipmentLineRef]:
+    """The channel lines one package ships: all of the document's lines when the package lists no items (or none
+    of them match), otherwise each line whose master SKUs the package's items cover (several parcels of one
+    delivery order then write back their own lines, with their own waybill)."""
+    everything = [ShipmentLineRef(line_id=ref["line_id"], qty=ref["qty"]) for ref in planned]
+    if not items:
+        return everything
+    remaining: dict[str, int] = {}
+    for code, qty in items:
+        remaining[code] = remaining.get(code, 0) + qty
+    refs = []
+    for ref in planned:
+        need = ref.get("skus") or {}
+        if need and all(remaining.get(sku, 0) >= qty for sku, qty in need.items()):
+            for sku, qty in need.items():
+                remaining[sku] -= qty
+            refs.append(ShipmentLineRef(line_id=ref["line_id"], qty=ref["qty"]))
+    return refs or everything
+
+
+def _record_packages(conn, confirm: ShipConfirm, hub_id: str, planned_refs: list[dict[str, Any]] | None,
                      now: datetime) -> int:
     loaded = load_order(conn, hub_id)
     assert loaded is not None
@@ -96,7 +116,8 @@ def _record_packages(conn, confirm: ShipConfirm, hub_id: str, planned_refs: list
         if exists:
             continue
         # planned refs: the channel lines this document ships (its items are master SKUs, maybe bundle parts)
-        refs = planned_refs if planned_refs is not None else _line_refs(order, package.items)
+        refs = (_planned_line_refs(planned_refs, package.items) if planned_refs is not None
+                else _line_refs(order, package.items))
         shipment = Shipment(
             shipment_id=shipment_id, order_id=order.order_id, carrier_code=package.carrier_code,
             waybill_no=package.waybill_no, line_refs=refs, shipped_at=confirm.shipped_at or now, source="wms")

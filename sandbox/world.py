@@ -842,9 +842,11 @@ class World:
                 raise ConsignRejected("bad_sub_tid", f"子订单不属于该交易: {','.join(map(str, unknown))}")
             targets = [by_oid[oid] for oid in sub_oids]
             if any(line["status"] != "WAIT_SELLER_SEND_GOODS" for line in targets):
-                raise ConsignRejected("already_consigned", "子订单已发货，不能重复发货 (a sub order is already consigned)")
+                raise ConsignRejected("already_consigned",
+                                      "子订单已发货，不能重复发货 (a sub order is already consigned)")
         if not targets:
-            raise ConsignRejected("already_consigned", f"订单已发货，不能重复发货 (trade {trade.tid} is already consigned)")
+            raise ConsignRejected("already_consigned",
+                                  f"订单已发货，不能重复发货 (trade {trade.tid} is already consigned)")
         return targets
 
     def reject_writeback(self, trade: Trade) -> None:

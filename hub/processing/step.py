@@ -458,12 +458,14 @@ def _bind_document(conn: Connection, code: str, item: _Released, warehouse: str 
                    now: datetime) -> None:
     """Remember which channel lines a document ships, so the warehouse's confirmation finds every order it
     carries and writes back exactly those lines (bundles and gifts have no channel line of their own)."""
-    refs: dict[str, int] = {}
+    refs: dict[str, dict[str, Any]] = {}
     for line in lines:
-        if not line.line_id.startswith("gift:"):  # a rule's gift is no channel line: nothing to write back
-            refs[line.line_id] = line.source_qty
+        if line.line_id.startswith("gift:"):  # a rule's gift is no channel line: nothing to write back
+            continue
+        ref = refs.setdefault(line.line_id, {"line_id": line.line_id, "qty": line.source_qty, "skus": {}})
+        # the master SKUs (WMS item codes) this channel line ships as: a multi-parcel confirm is matched on them
+        ref["skus"][line.master_sku] = ref["skus"].get(line.master_sku, 0) + line.qty
     d = t.plan_documents
     conn.execute(sa.delete(d).where(d.c.document_code == code, d.c.hub_id == item.hub_id))
     conn.execute(sa.insert(d).values(document_code=code, hub_id=item.hub_id, revision=item.revision,
-                                     warehouse=warehouse, created_at=now,
-                                     line_refs=[{"line_id": k, "qty": v} for k, v in refs.items()]))
+                                     warehouse=warehouse, created_at=now, line_refs=list(refs.values())))

@@ -48,7 +48,8 @@ def test_windows_are_bounded_contiguous_and_stop_before_the_lag():
 
 
 def test_a_cursor_is_re_read_with_the_overlap_and_after_an_outage_every_gap_is_filled():
-    cursor = NOW.replace(microsecond=0) - timedelta(hours=5)  # five hours down: no fixed "last 24 h", the cursor fills the gap
+    # five hours down: no fixed "last 24 h", the cursor fills the gap
+    cursor = NOW.replace(microsecond=0) - timedelta(hours=5)
     windows = plan_windows(cursor, **PLAN)
     assert windows[0][0] == cursor - timedelta(minutes=2)
     assert len(windows) == 11 and windows[-1][1] == datetime(2026, 11, 11, 11, 59, 50, tzinfo=UTC)

@@ -19,7 +19,8 @@ def test_init_check_upgrade_run_once_and_status_work_against_a_sandbox(tmp_path,
     result = runner.invoke(app, ["init", "--sandbox", sandbox.url, "--config", str(config)])
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(config.read_text())
-    assert [s["shop"] for s in data["shops"]] == ["tm-flagship", "tm-outlet"] and data["sinks"][0]["kind"] == "qimen_wms"
+    assert [s["shop"] for s in data["shops"]] == ["tm-flagship", "tm-outlet"]
+    assert data["sinks"][0]["kind"] == "qimen_wms"
     assert runner.invoke(app, ["init", "--sandbox", sandbox.url, "--config", str(config)]).exit_code == 1  # no clobber
 
     check = runner.invoke(app, ["config", "check", "--config", str(config)])

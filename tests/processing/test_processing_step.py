@@ -217,3 +217,20 @@ def test_an_order_whose_planning_fails_unexpectedly_is_quarantined_and_the_other
     monkeypatch.setattr(step, "plan_order", real)  # the fix is deployed: replaying the cause plans it
     step.replan(engine, tables(), [row.attributes["hub_id"]], actor="quarantine-replay")
     assert plan_row(engine, TID).status == "released" and len(releases(engine)) == 2
+
+
+def test_each_parcel_of_a_multi_parcel_confirm_records_the_channel_lines_its_items_cover(engine):
+    two_lines = trade(TID, payment="407.00", total_fee="417.00")
+    first = two_lines["orders"]["order"][0]
+    second = {**first, "oid": TID + 2, "oid_str": str(TID + 2), "outer_sku_id": "SKU-002-BLU-30", "num": 1,
+              "price": "199.00", "total_fee": "199.00", "discount_fee": "0.00", "divide_order_fee": "199.00"}
+    two_lines["orders"]["order"].append(second)
+    ingest_records(engine, source(), [two_lines])
+    process(engine, tables())
+    packages = [ConfirmPackage("SF", "SF1", "P1", [("SKU-001-RED-M", 2)]),
+                ConfirmPackage("SF", "SF2", "P2", [("SKU-002-BLU-30", 1)])]
+    assert record_confirm(engine, ShipConfirm(sink="wms", document_ref=f"TMALL-{TID}", message_id="m1",
+                                              shipped_at=None, packages=packages)) == "recorded"
+    with engine.connect() as conn:
+        shipped = {r.waybill_no: r.document["line_refs"] for r in conn.execute(sa.select(t.shipments))}
+    assert shipped == {"SF1": [{"line_id": str(TID + 1), "qty": 2}], "SF2": [{"line_id": str(TID + 2), "qty": 1}]}
