@@ -148,6 +148,8 @@ class SyncSettings(StrictModel):
     overlap_seconds: float = Field(120, ge=0, description="re-read this much before the cursor: late commits")
     lag_seconds: float = Field(10, ge=0, description="never read the newest seconds: the platform's index lag")
     page_size: int = Field(100, ge=1, le=100)
+    settle_seconds: float = Field(300, ge=0, description=(
+        "the compensation sweep re-reads a window only once its end is this old (the platform's index lag)"))
 
     @field_validator("start_from")
     @classmethod
@@ -167,6 +169,10 @@ class SyncSettings(StrictModel):
     @property
     def lag(self) -> timedelta:
         return timedelta(seconds=self.lag_seconds)
+
+    @property
+    def settle(self) -> timedelta:
+        return timedelta(seconds=self.settle_seconds)
 
 
 class HttpSettings(StrictModel):

@@ -48,7 +48,13 @@ def collect(engine: Engine) -> dict[str, Any]:
         parked_by_sink = dict(conn.execute(
             sa.select(t.dispatches.c.sink, sa.func.count()).where(t.dispatches.c.status == "parked")
             .group_by(t.dispatches.c.sink)).all())
+        health = [r for r in conn.execute(sa.select(t.source_health).order_by(
+            t.source_health.c.connector, t.source_health.c.shop, t.source_health.c.stream)) if r.state != "ok"]
         return {
+            "source_problems": [
+                {"source": f"{r.connector}/{r.shop}/{r.stream}", "state": r.state, "message": r.message,
+                 "how_to_fix": r.how_to_fix, "until": r.until.isoformat(timespec="seconds") if r.until else None,
+                 "text": _health_text(r)} for r in health],
             "open_windows": count(t.sync_windows, t.sync_windows.c.closed.is_(False)),
             "oldest_open_window": (f"{oldest.connector}/{oldest.shop}/{oldest.stream} "
                                    f"{oldest.window_start.isoformat()} .. {oldest.window_end.isoformat()}"
@@ -68,3 +74,10 @@ def collect(engine: Engine) -> dict[str, Any]:
             "cursors": [(f"{r.connector}/{r.shop}/{r.stream}", r.position.isoformat())
                         for r in conn.execute(sa.select(t.sync_cursors))],
         }
+
+
+def _health_text(row: Any) -> str:
+    if row.state == "quota_exhausted":
+        return f"quota exhausted until {row.until.isoformat(timespec='seconds') if row.until else '?'}"
+    text = f"{row.state}: {row.message or ''}".strip()
+    return f"{text} -> {row.how_to_fix}" if row.how_to_fix else text

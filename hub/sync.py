@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.connector import WindowedStream
+from hub.errors import ConfigurationError, TransientError
 from hub.ingest import IngestResult, Source, ingest_records
 from hub.logging import bind_run, get_logger
 from hub.store import schema as t
@@ -38,6 +39,7 @@ class SyncReport:
     pages: int = 0
     result: IngestResult = field(default_factory=IngestResult)
     cursor: datetime | None = None
+    stopped: str | None = None  # why the run stopped before the last window (quota exhausted until ...)
 
 
 def _seconds(moment: datetime) -> datetime:
@@ -95,11 +97,41 @@ def sync_stream(engine: Engine, source: Source, stream: WindowedStream, sync_set
                            window=sync_settings.window, overlap=sync_settings.overlap, lag=sync_settings.lag,
                            max_window=stream.max_window, history_limit=stream.history_limit)
     with bind_run(run_id=run_id, connector=source.channel, shop=source.shop, stream=stream.name):
-        for start, end in windows:
-            _read_window(engine, source, stream, start, end, report)
+        try:
+            for start, end in windows:
+                _read_window(engine, source, stream, start, end, report)
+        except TransientError as exc:
+            if not exc.attributes.get("quota"):
+                record_health(engine, source.channel, source.shop, stream.name, "transient", str(exc))
+                raise
+            # the platform's daily call quota is used up: stop here, cleanly. The cursor stays with the last window
+            # that finished (the unfinished one is read again next time); the next run after the reset goes on.
+            until = utcnow() + timedelta(seconds=float(exc.retry_after or 0))
+            report.stopped = f"quota exhausted until {until.isoformat(timespec='seconds')}"
+            record_health(engine, source.channel, source.shop, stream.name, "quota_exhausted", exc.message,
+                          how_to_fix="nothing: the next run after the reset resumes from the cursor", until=until)
+            log.warning("sync stopped: daily call quota exhausted", until=until.isoformat(), error=exc.to_dict())
+        except ConfigurationError as exc:
+            record_health(engine, source.channel, source.shop, stream.name, "configuration", exc.message,
+                          how_to_fix=exc.how_to_fix)
+            raise
+        else:
+            record_health(engine, source.channel, source.shop, stream.name, "ok", None)
     with reading(engine) as conn:
         report.cursor = get_cursor(conn, source.channel, source.shop, stream.name)
     return report
+
+
+def record_health(engine: Engine, connector: str, shop: str, stream: str, state: str, message: str | None, *,
+                  how_to_fix: str | None = None, until: datetime | None = None) -> None:
+    """Remember what this source met last (``orderhub status`` shows every state that is not ok)."""
+    key = (t.source_health.c.connector == connector, t.source_health.c.shop == shop,
+           t.source_health.c.stream == stream)
+    with engine.begin() as conn:
+        conn.execute(sa.delete(t.source_health).where(*key))
+        conn.execute(sa.insert(t.source_health).values(
+            connector=connector, shop=shop, stream=stream, state=state, message=message, how_to_fix=how_to_fix,
+            until=until, updated_at=utcnow()))
 
 
 def _read_window(engine: Engine, source: Source, stream: WindowedStream, start: datetime, end: datetime,
@@ -135,3 +167,83 @@ def _read_window(engine: Engine, source: Source, stream: WindowedStream, start: 
 def open_windows(conn: Connection, limit: int = 50) -> list[Any]:
     return list(conn.execute(sa.select(t.sync_windows).where(t.sync_windows.c.closed.is_(False))
                              .order_by(t.sync_windows.c.window_start).limit(limit)))
+
+
+# -- compensation sweep (补单) ---------------------------------------------------------------------------------------
+
+@dataclass
+class SweepReport:
+    """What one sweep of one (connector, shop, stream) did: windows re-read, closed, left open, what it found."""
+
+    connector: str
+    shop: str
+    stream: str
+    rescanned: int = 0
+    closed: int = 0
+    still_open: int = 0
+    result: IngestResult = field(default_factory=IngestResult)
+    stopped: str | None = None
+
+
+def settled_windows(conn: Connection, connector: str, shop: str, stream: str, settled_before: datetime,
+                    limit: int) -> list[Any]:
+    return list(conn.execute(sa.select(t.sync_windows).where(
+        t.sync_windows.c.connector == connector, t.sync_windows.c.shop == shop, t.sync_windows.c.stream == stream,
+        t.sync_windows.c.closed.is_(False), t.sync_windows.c.window_end <= settled_before,
+    ).order_by(t.sync_windows.c.window_start, t.sync_windows.c.id).limit(limit)))
+
+
+def sweep_stream(engine: Engine, source: Source, stream: WindowedStream, sync_settings: Any, *,
+                 now: datetime | None = None, run_id: str | None = None, limit: int = 500) -> SweepReport:
+    """Re-read every open window whose end is older than ``sync.settle_seconds`` and close those that agree.
+
+    The first pass of a window can miss what the platform indexed late (TOP's search index lags its writes) or what
+    moved under the pager. The re-scan reads the whole window again through the same ingest path (the version guard
+    makes that idempotent) and records itself in the ledger (scans + 1, records seen, the platform's total). The
+    window closes only when the re-scan found nothing new or changed and saw as many records as the platform
+    reported; otherwise it stays open and the next sweep reads it again. The cursor is not touched: a sweep reads
+    behind it.
+    """
+    report = SweepReport(source.channel, source.shop, stream.name)
+    now = now or datetime.now(UTC)
+    with reading(engine) as conn:
+        windows = settled_windows(conn, source.channel, source.shop, stream.name, now - sync_settings.settle, limit)
+    with bind_run(run_id=run_id, connector=source.channel, shop=source.shop, stream=stream.name, step="sweep"):
+        try:
+            for window in windows:
+                _rescan_window(engine, source, stream, window, report)
+        except TransientError as exc:
+            if not exc.attributes.get("quota"):
+                raise
+            until = utcnow() + timedelta(seconds=float(exc.retry_after or 0))
+            report.stopped = f"quota exhausted until {until.isoformat(timespec='seconds')}"
+            record_health(engine, source.channel, source.shop, stream.name, "quota_exhausted", exc.message,
+                          how_to_fix="nothing: the next sweep after the reset goes on", until=until)
+            log.warning("sweep stopped: daily call quota exhausted", until=until.isoformat())
+    return report
+
+
+def _rescan_window(engine: Engine, source: Source, stream: WindowedStream, window: Any, report: SweepReport) -> None:
+    start, end = window.window_start, window.window_end
+    with bind_run(window=f"{start.isoformat()}/{end.isoformat()}"):
+        found = IngestResult()
+        pages = 0
+        ids: set[Any] = set()  # distinct records: a reader may serve one record twice (re-read first page)
+        total: int | None = None
+        for page in stream.read_window(start, end):
+            pages += 1
+            ids.update(stream.external_id(r) or ("no id", len(ids)) for r in page.records)
+            total = page.reported_total
+            found.add(ingest_records(engine, source, page.records, actor="sweep"))
+        seen = len(ids)
+        agrees = found.new == 0 and found.changed == 0 and (total is None or seen == total)
+        with engine.begin() as conn:
+            conn.execute(sa.update(t.sync_windows).where(t.sync_windows.c.id == window.id).values(
+                scans=t.sync_windows.c.scans + 1, pages=pages, records_seen=seen, reported_total=total,
+                scanned_at=utcnow(), closed=agrees, closed_at=utcnow() if agrees else None))
+        report.rescanned += 1
+        report.closed += agrees
+        report.still_open += not agrees
+        report.result.add(found)
+        log.info("window re-scanned", scans=window.scans + 1, seen=seen, reported_total=total, new=found.new,
+                 changed=found.changed, closed=agrees)

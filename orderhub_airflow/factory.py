@@ -64,8 +64,9 @@ OPTIONAL_STEPS = (
                  "re-scan unclosed sync windows after the platform's index lag; close the ones that agree"),
     OptionalStep("reconcile", "orderhub_reconciliation", "30 2 * * *",
                  "daily: orders vs platform settlements, for finance"),
-    OptionalStep("intake_pushes", "orderhub_push_intake", [PUSH_INBOX],
-                 "TMC / WeChat callback messages the push receiver stored; triggered by an asset event"),
+    # TMC is pulled over HTTP, so the intake needs a clock as well as the inbox asset a push receiver may raise
+    OptionalStep("intake_pushes", "orderhub_push_intake", ("* * * * *", [PUSH_INBOX]),
+                 "TMC / WeChat push messages into the hub: every minute, and whenever the push inbox asset fires"),
 )
 
 
@@ -319,6 +320,9 @@ def _optional_dag(config: str, step: OptionalStep, default_args: dict[str, Any])
     schedule = step.schedule
     if isinstance(schedule, str):
         schedule = CronTriggerTimetable(_cron(schedule), timezone="UTC")
+    elif isinstance(schedule, tuple):  # (cron, assets): whichever comes first
+        cron, assets = schedule
+        schedule = AssetOrTimeSchedule(timetable=CronTriggerTimetable(_cron(cron), timezone="UTC"), assets=assets)
 
     @dag(dag_id=step.dag_id, schedule=schedule, start_date=DEFAULT_START, catchup=False, max_active_runs=1,
          default_args=default_args, tags=["orderhub", step.method], description=step.description)

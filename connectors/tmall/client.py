@@ -9,7 +9,10 @@ other ``isv.*`` business errors belong to the record at hand.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +21,7 @@ import requests
 
 from connectors.top_signing import sign
 from hub.errors import ConfigurationError, FatalError, InDoubtError, RecordError, TransientError
-from hub.logging import get_logger
+from hub.logging import get_logger, register_secret
 from hub.retry import call_with_retry
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -93,21 +96,112 @@ def classify(method: str, status_code: int, body: Any, *, shop: str | None = Non
     return body
 
 
+@dataclass(frozen=True)
+class Grant:
+    """A session refreshed by this process: TOP's answer to ``taobao.top.auth.token.refresh``."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+    lifetime: timedelta | None
+
+
+# Refreshed sessions, per (gateway, app key, shop), in this process's memory only (see TopClient.refresh_session).
+_GRANTS: dict[tuple[str, str, str], Grant] = {}
+_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+REFRESH_MARGIN = timedelta(minutes=10)  # refresh a known-expiring session this long before it ends (or half its life)
+
+
+def _lock_for(key: tuple[str, str, str]) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
 class TopClient:
-    """One shop's TOP client. ``call`` signs and sends one request, retrying transient errors under the one policy."""
+    """One shop's TOP client. ``call`` signs and sends one request, retrying transient errors under the one policy.
+
+    Session lifecycle (specs §1.3): when the shop has a ``refresh_token``, an "Invalid session" (27) answer, or a
+    session this process refreshed earlier nearing its end, triggers ``taobao.top.auth.token.refresh`` once per shop
+    (single flight: a lock per shop; whoever waited uses the new token) and the call goes on. The configuration only
+    holds *references* to credentials, so the new tokens are kept in this process's memory and a warning tells the
+    engineer to store them (the refresh token is single use: the configured one is spent). Without a refresh token,
+    or when TOP refuses it, the expired session stays a ConfigurationError naming the shop and how to re-authorise.
+    """
 
     def __init__(self, settings, *, http: requests.Session | None = None) -> None:
         self.settings = settings
         self.http = http or requests.Session()
         self._app_key = settings.app_key.reveal()
         self._secret = settings.app_secret.reveal()
-        self._session = settings.session.reveal()
+        self._configured_session = settings.session.reveal()
+        self._key = (str(settings.gateway), self._app_key, str(settings.shop))
 
-    def _params(self, method: str, business: dict[str, Any]) -> dict[str, str]:
+    @property
+    def _session(self) -> str:
+        grant = _GRANTS.get(self._key)
+        return grant.access_token if grant else self._configured_session
+
+    def _refresh_token(self) -> str | None:
+        grant = _GRANTS.get(self._key)
+        if grant is not None:
+            return grant.refresh_token
+        reference = getattr(self.settings, "refresh_token", None)
+        return reference.reveal() if reference is not None else None
+
+    def refresh_session(self, stale: str) -> None:
+        """Refresh the shop's session unless someone already replaced ``stale`` (single flight per shop)."""
+        shop = self.settings.shop
+        with _lock_for(self._key):
+            if self._session != stale:
+                return  # another caller refreshed while we waited for the lock
+            refresh_token = self._refresh_token()
+            if not refresh_token:
+                raise ConfigurationError(
+                    f"TOP session of shop {shop} is invalid or expired and no refresh_token is configured",
+                    how_to_fix=f"re-authorise shop {shop} in the seller console (OAuth) and store the new access "
+                               "token in the credential its 'session' references (add 'refresh_token' to have it "
+                               "refreshed automatically)", channel="tmall", shop=shop)
+            try:
+                body = self.call_once("taobao.top.auth.token.refresh", with_session=False,
+                                      refresh_token=refresh_token)
+            except RecordError as exc:
+                raise ConfigurationError(
+                    f"TOP refused the refresh token of shop {shop} (used, expired or revoked)",
+                    how_to_fix=f"re-authorise shop {shop} in the seller console (OAuth) and store the new access "
+                               "token and refresh token in the credentials 'session' and 'refresh_token' reference",
+                    channel="tmall", shop=shop, code=exc.attributes.get("code"),
+                    sub_code=exc.attributes.get("sub_code")) from exc
+            raw = body.get("token_result", body)
+            token = json.loads(raw) if isinstance(raw, str) else dict(raw)
+            access = str(token.get("access_token") or "")
+            if not access:
+                raise FatalError("TOP answered token.refresh without an access_token", channel="tmall", shop=shop)
+            new_refresh = token.get("refresh_token")
+            register_secret(access)
+            register_secret(new_refresh)
+            lifetime = timedelta(seconds=float(token["expires_in"])) if token.get("expires_in") else None
+            _GRANTS[self._key] = Grant(access, new_refresh, datetime.now(UTC) + lifetime if lifetime else None,
+                                       lifetime)
+            log.warning("TOP session refreshed; the new tokens are kept in this process's memory only", shop=shop,
+                        expires_in=token.get("expires_in"),
+                        how_to_fix=f"store the new access token and refresh token of shop {shop} where its "
+                                   "'session' and 'refresh_token' references point (the configured refresh token "
+                                   "is spent): a restarted process would otherwise need a re-authorisation")
+
+    def _refresh_if_due(self) -> None:
+        grant = _GRANTS.get(self._key)
+        if grant is None or grant.expires_at is None or not grant.refresh_token:
+            return  # the configured session's end is unknown here: an "Invalid session" answer triggers the refresh
+        margin = min(REFRESH_MARGIN, grant.lifetime / 2) if grant.lifetime else REFRESH_MARGIN
+        if grant.expires_at - datetime.now(UTC) <= margin:
+            self.refresh_session(grant.access_token)
+
+    def _params(self, method: str, business: dict[str, Any], with_session: bool = True) -> dict[str, str]:
         params = {
             "method": method,
             "app_key": self._app_key,
-            "session": self._session,
+            **({"session": self._session} if with_session else {}),
             "timestamp": top_time(datetime.now(UTC)),
             "format": "json",
             "v": "2.0",
@@ -117,8 +211,9 @@ class TopClient:
         params["sign"] = sign(params, self._secret, self.settings.sign_method)
         return params
 
-    def call_once(self, method: str, *, write: bool = False, **business: Any) -> dict[str, Any]:
-        params = self._params(method, business)
+    def call_once(self, method: str, *, write: bool = False, with_session: bool = True, **business: Any
+                  ) -> dict[str, Any]:
+        params = self._params(method, business, with_session)
         try:
             resp = self.http.post(self.settings.gateway, data=params, timeout=self.settings.http.timeout_s)
         except (requests.ConnectTimeout, requests.ConnectionError) as exc:
@@ -138,5 +233,33 @@ class TopClient:
         return classify(method, resp.status_code, body, shop=self.settings.shop)
 
     def call(self, method: str, *, write: bool = False, **business: Any) -> dict[str, Any]:
-        return call_with_retry(lambda: self.call_once(method, write=write, **business),
-                               attempts=self.settings.http.attempts)
+        def once() -> dict[str, Any]:
+            try:
+                self._refresh_if_due()
+                session = self._session
+                try:
+                    return self.call_once(method, write=write, **business)
+                except ConfigurationError as exc:
+                    if exc.attributes.get("code") != 27 or not self._refresh_token():
+                        raise
+                    self.refresh_session(session)
+                    return self.call_once(method, write=write, **business)
+            except TransientError as exc:
+                if exc.attributes.get("quota"):
+                    # the daily quota resets at midnight GMT+8: hours, not seconds; retrying now only burns calls.
+                    # It goes straight up so the sync can stop cleanly and say until when.
+                    raise _NotRetried(exc) from exc
+                raise
+
+        try:
+            return call_with_retry(once, attempts=self.settings.http.attempts)
+        except _NotRetried as wrapped:
+            raise wrapped.error from None
+
+
+class _NotRetried(Exception):
+    """Carries an error past the retry policy untouched (only TransientError is retried)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

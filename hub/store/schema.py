@@ -148,6 +148,20 @@ sync_windows = sa.Table(
     sa.Index("ix_sync_windows_open", "connector", "shop", "stream", "closed"),
 )
 
+source_health = sa.Table(
+    "source_health",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("shop", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(32), primary_key=True, comment="a stream name, or '*' for the whole shop"),
+    sa.Column("state", sa.String(32), nullable=False,
+              comment="ok | quota_exhausted | configuration | transient: what the last run of this source met"),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("how_to_fix", sa.Text(), nullable=True),
+    sa.Column("until", UTCDateTime(), nullable=True, comment="quota exhausted: when the platform resets it"),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 quarantine = sa.Table(
     "quarantine",
     metadata,

@@ -75,7 +75,8 @@ def test_the_dag_file_builds_every_dag_from_the_yaml_with_no_io_and_no_credentia
         "orderhub_sync__tmall__tm-flagship__orders", "orderhub_sync__tmall__tm-outlet__orders",
         "orderhub_sync__tmall__tm-other-app__orders", "orderhub_nrt__tmall__tm-flagship",
         "orderhub_nrt__tmall__tm-outlet", "orderhub_nrt__tmall__tm-other-app", "orderhub_dispatch__wms",
-        "orderhub_feedback", "orderhub_writeback", "orderhub_quarantine_replay", "orderhub_watch"}
+        "orderhub_feedback", "orderhub_writeback", "orderhub_quarantine_replay", "orderhub_watch",
+        "orderhub_compensation_sweep", "orderhub_push_intake"}
     # one pool per platform app key: the two shops on TMALL_APP_KEY share one, the third app has its own
     flagship = dags["orderhub_sync__tmall__tm-flagship__orders"]
     assert flagship["tasks"] == {"pull": "orderhub-tmall-env-tmall_app_key"}
@@ -108,11 +109,12 @@ def test_the_optional_dags_appear_when_the_hub_offers_their_step(tmp_path, monke
     path = tmp_path / "orderhub.yaml"
     path.write_text(yaml.safe_dump(OFFLINE_CONFIG))
     options = AirflowOptions.from_env(path)
-    assert "orderhub_compensation_sweep" not in build_dags(load_settings(path), options)
-    monkeypatch.setattr(Hub, "sweep", lambda self: {"closed": 0}, raising=False)
+    built = build_dags(load_settings(path), options)
+    assert {"orderhub_compensation_sweep", "orderhub_push_intake"} <= set(built)  # the hub has sweep, intake
+    assert "orderhub_stock_push" not in built
     monkeypatch.setattr(Hub, "push_stock", lambda self: {"pushed": 0}, raising=False)
     dags = build_dags(load_settings(path), options)
-    assert {"orderhub_compensation_sweep", "orderhub_stock_push"} <= set(dags)
+    assert "orderhub_stock_push" in dags
     assert "orderhub_reconciliation" not in dags
 
 
