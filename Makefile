@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 MYSQL_TEST_URL ?= mysql+pymysql://root@127.0.0.1:3306/test
 AF_STAMP := $(VENV)/.airflow-stamp
+TRYTON_VENV  := .venv-tryton
+TRYTON_STAMP := $(TRYTON_VENV)/.installed-stamp
 CHROMIUM ?= /usr/bin/chromium
 AIRFLOW_PORT ?= 8080
 SANDBOX_PORT ?= 8600
@@ -30,6 +32,15 @@ $(AF_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[airflow,test]'
 	@touch $(AF_STAMP)
 
+# A real Tryton 8.2 for the Tryton sink's tests, in its own venv (its pins differ from ours). The packages are the
+# `tryton` extra of pyproject.toml, read from there; the tests build and cache the Tryton DB under .cache/tryton/.
+$(TRYTON_STAMP): pyproject.toml
+	@test -x $(TRYTON_VENV)/bin/python || $(PYTHON) -m venv $(TRYTON_VENV)
+	$(PYTHON) -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))\
+		['project']['optional-dependencies']['tryton']))" > $(TRYTON_VENV)/requirements.txt
+	$(TRYTON_VENV)/bin/python -m pip install -q -r $(TRYTON_VENV)/requirements.txt
+	@touch $(TRYTON_STAMP)
+
 # Debian's chromium, for the headless screenshots of the Airflow UI; installed only when it is missing.
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
@@ -39,12 +50,12 @@ demo: $(STAMP)
 
 test: test-sqlite test-mysql test-airflow
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python -m pytest -q --ignore=tests/airflow
 
 # MariaDB/MySQL must pass the same suite; an unreachable server fails the run (set ORDERHUB_SKIP_MYSQL=1 to skip
 # deliberately on a machine without one).
-test-mysql: $(STAMP)
+test-mysql: $(STAMP) $(TRYTON_STAMP)
 	@if [ -n "$$ORDERHUB_SKIP_MYSQL" ]; then echo "MySQL suite skipped on request (ORDERHUB_SKIP_MYSQL)"; \
 	else ORDERHUB_TEST_DATABASE_URL=$(MYSQL_TEST_URL) $(BIN)/python -m pytest -q --ignore=tests/airflow; fi
 

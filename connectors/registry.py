@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+import connectors.kingdee as kingdee
 import connectors.qimen_wms as qimen_wms
 import connectors.tmall as tmall
+import connectors.tryton as tryton
 from hub.connector import SinkConnector, SourceConnector
 
 SOURCES: dict[str, SourceConnector] = {
@@ -17,6 +19,8 @@ SOURCES: dict[str, SourceConnector] = {
 
 SINKS: dict[str, SinkConnector] = {
     "qimen_wms": qimen_wms.SINK,
+    "kingdee": kingdee.SINK,
+    "tryton": tryton.SINK,
 }
 
 

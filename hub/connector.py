@@ -58,6 +58,9 @@ class SourceConnector:
     computes: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]] = field(default_factory=dict)
     open_streams: Callable[[Any], Mapping[str, WindowedStream]] = None  # type: ignore[assignment]
     ship: Callable[[Any, Order, Shipment, str], ShipResult] = None  # type: ignore[assignment]
+    # channels that push change notices (TMC...): shops -> queues with ``shops``, ``key``, ``permit(shop)``,
+    # ``consume()`` and ``confirm(ids)``; Hub.intake_pushes drives them
+    open_push_queues: Callable[[list[Any]], list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ class Sink(Protocol):
     def idempotency_key(self, order: Order, event: Mapping[str, Any]) -> str: ...
 
     def deliver(self, order: Order, event: Mapping[str, Any]) -> Delivery: ...
+
+
+class ProbingSink(Sink, Protocol):
+    """A sink that can look its document up in the target by the stable document code (hub.dispatch calls
+    ``probe`` before re-sending an event in doubt). ``None``: not there (or not finished), send again."""
+
+    def probe(self, order: Order, event: Mapping[str, Any]) -> Delivery | None: ...
 
 
 @dataclass(frozen=True)

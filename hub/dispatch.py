@@ -3,7 +3,7 @@
 One ``dispatches`` row per (sink, event) is both the claim and the record of the attempt:
 
     (no row) --claim--> in_flight --ok--> done | skipped
-                           |--timeout / lost answer--> in_doubt --(next run: re-send; target dedups)--> done
+                           |--timeout / lost answer--> in_doubt --(next run: probe, else re-send)--> done
                            '--retries exhausted / refused--> parked (reason kept; `orderhub dispatch --replay`)
 
 The unique (sink, event_id) constraint makes the claim atomic, so two dispatchers never send the same event. An
@@ -14,6 +14,13 @@ event carries the change. An ``order.released`` document (hub/processing) is ski
 revision has been superseded or the plan is no longer released (refunded, held, re-routed). Idempotency keys are
 per (sink, order, version) and every sink also writes a stable document code the target de-duplicates on, so
 re-sending an in-doubt event cannot create a second document.
+
+Probe before retry: a sink may also offer ``probe(order, event) -> Delivery | None``, a read in the target by the
+stable document code. An event taken over in doubt (an ``in_doubt`` row, a stale ``in_flight`` claim, a parked event
+put back by ``replay_parked``) is probed first when the sink can: found -> ``done`` with the document found (audit
+``found_by: probe``), not found -> sent again. Targets that refuse a repeated number (Kingdee's MsgCode 11) or
+keep no unique key at all (Tryton's ``sale.reference``) need this; a target that answers a repeat with the same
+document (a Qimen WMS) can do without it.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def _position(conn, name: str) -> int:
     return int(pos or 0)
 
 
-def _pending(engine: Engine, sink: Sink, limit: int) -> list[Any]:
+def _pending(engine: Engine, sink: Sink, limit: int, exclude: frozenset[int] = frozenset()) -> list[Any]:
     now = utcnow()
     with reading(engine) as conn:
         position = _position(conn, sink.name)
@@ -76,13 +83,19 @@ def _pending(engine: Engine, sink: Sink, limit: int) -> list[Any]:
                           sa.and_(d.c.status == "in_flight", d.c.updated_at < now - CLAIM_TIMEOUT)))
             .order_by(t.outbox.c.id).limit(limit)
         )
+        if exclude:
+            doubtful = doubtful.where(t.outbox.c.id.notin_(sorted(exclude)))
         rows = {r.id: r for r in conn.execute(doubtful)}
         rows.update({r.id: r for r in conn.execute(unclaimed)})
     return [rows[k] for k in sorted(rows)][:limit]
 
 
-def _claim(engine: Engine, sink: Sink, event: Any, key: str) -> bool:
-    """Insert the in_flight row (or take over an in-doubt one); False when another dispatcher holds it."""
+NEW, IN_DOUBT = "new", "in_doubt"  # how a claim was won: a fresh row, or taken over from an event in doubt
+
+
+def _claim(engine: Engine, sink: Sink, event: Any, key: str) -> str | None:
+    """Insert the in_flight row (NEW) or take over an in-doubt or stale one (IN_DOUBT); None when another
+    dispatcher holds it or it is settled."""
     now = utcnow()
     with engine.begin() as conn:
         d = t.dispatches
@@ -94,15 +107,15 @@ def _claim(engine: Engine, sink: Sink, event: Any, key: str) -> bool:
                     sink=sink.name, event_id=event.id, idempotency_key=key, hub_id=event.hub_id,
                     entity_version=event.version, status="in_flight", attempts=1, created_at=now, updated_at=now))
             except IntegrityError:
-                return False
-            return True
+                return None
+            return NEW
         stale = existing.status == "in_flight" and existing.updated_at < now - CLAIM_TIMEOUT
         if existing.status != "in_doubt" and not stale:
-            return False
+            return None
         taken = conn.execute(sa.update(d).where(d.c.id == existing.id, d.c.status == existing.status,
                                                 d.c.updated_at == existing.updated_at)
                              .values(status="in_flight", attempts=d.c.attempts + 1, updated_at=now)).rowcount
-        return taken == 1
+        return IN_DOUBT if taken == 1 else None
 
 
 def _finish(engine: Engine, sink: Sink, event: Any, status: str, *, document_ref: str | None = None,
@@ -150,17 +163,24 @@ def _stale_release(engine: Engine, event: Any) -> str | None:
 
 
 def dispatch_sink(engine: Engine, sink: Sink, *, batch: int = 500, max_batches: int | None = None) -> DispatchReport:
-    """Deliver every pending event to one sink; returns what happened. ConfigurationError stops the run."""
+    """Deliver every pending event to one sink; returns what happened. ConfigurationError stops the run.
+
+    An event that ends in doubt is not taken again in the same run (the sink's client has already retried it under
+    the retry policy): a target that stays unreachable ends the run instead of spinning on it."""
     report = DispatchReport(sink.name)
     batches = 0
+    doubted: set[int] = set()  # left in doubt by this run: the next run probes or re-sends them, not this one
     with bind_run(sink=sink.name):
         while True:
-            events = _pending(engine, sink, batch)
+            events = _pending(engine, sink, batch, frozenset(doubted))
             if not events:
                 break
             progressed = False
             for event in events:
+                before = report.in_doubt
                 progressed |= _dispatch_one(engine, sink, event, report)
+                if report.in_doubt > before:
+                    doubted.add(event.id)
             batches += 1
             if not progressed or (max_batches and batches >= max_batches):
                 break
@@ -178,7 +198,8 @@ def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport
     order, current_version = loaded
     key = sink.idempotency_key(order, {"version": event.version, "event_type": event.event_type,
                                        "payload": event.payload})
-    if not _claim(engine, sink, event, key):
+    claim = _claim(engine, sink, event, key)
+    if claim is None:
         return False
     blocker = _blocked_by_parked(engine, sink, event)
     if blocker is not None:
@@ -186,6 +207,30 @@ def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport
                                                       f"waiting behind parked event {blocker} of the same order"})
         report.parked += 1
         return True
+    event_data = {"version": event.version, "event_type": event.event_type, "payload": event.payload,
+                  "idempotency_key": key}
+    probe = getattr(sink, "probe", None)
+    if claim == IN_DOUBT and probe is not None:
+        # before any superseded/stale check: a document the target already has must be recorded, not forgotten
+        try:
+            found = probe(order, event_data)
+        except ConfigurationError as exc:
+            _finish(engine, sink, event, "parked", error=exc.to_dict())
+            raise
+        except TransientError as exc:  # cannot tell yet: stays in doubt, probed again next run
+            _finish(engine, sink, event, "in_doubt", error={**exc.to_dict(), "during": "probe"})
+            report.in_doubt += 1
+            return True
+        except RecordError as exc:
+            _finish(engine, sink, event, "parked", error={**exc.to_dict(), "during": "probe"})
+            report.parked += 1
+            return True
+        if found is not None and found.document_ref:
+            _finish(engine, sink, event, "done", document_ref=found.document_ref,
+                    audit={"idempotency_key": key, "found_by": "probe", **(found.detail or {})})
+            report.done += 1
+            log.info("in-doubt event found by probe", event_id=event.id, document_ref=found.document_ref)
+            return True
     if event.entity == "order" and event.version < current_version:
         _finish(engine, sink, event, "skipped", audit={"reason": f"superseded by version {current_version}"})
         report.skipped += 1
@@ -198,8 +243,7 @@ def _dispatch_one(engine: Engine, sink: Sink, event: Any, report: DispatchReport
             return True
     try:
         # no retry layer here: the sink's client already retries under the one policy (hub.retry)
-        delivery = sink.deliver(order, {"version": event.version, "event_type": event.event_type,
-                                        "payload": event.payload, "idempotency_key": key})
+        delivery = sink.deliver(order, event_data)
     except ConfigurationError as exc:
         _finish(engine, sink, event, "parked", error=exc.to_dict())
         raise

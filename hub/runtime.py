@@ -158,7 +158,7 @@ class Hub:
             by_channel.setdefault(shop_settings.channel, []).append(shop_settings)
         reports = []
         for channel, shops in by_channel.items():
-            open_queues = getattr(self.source_connector(channel), "open_push_queues", None)
+            open_queues = self.source_connector(channel).open_push_queues
             if open_queues is None:
                 continue
             for queue in open_queues(shops):

@@ -12,7 +12,9 @@ import requests
 from hub.errors import ConfigurationError
 
 
-def orderhub_config(url: str, database_url: str | None = None) -> dict[str, Any]:
+def orderhub_config(url: str, database_url: str | None = None, *, kingdee: bool = False) -> dict[str, Any]:
+    """``kingdee=True`` adds the sandbox's Kingdee tenant as a second sink (``erp``). It is opt-in: the demo, the
+    Airflow DAG set and the WMS-only tests are built from the default."""
     url = url.rstrip("/")
     try:
         creds = requests.get(f"{url}/_sandbox/credentials", timeout=10).json()
@@ -38,6 +40,14 @@ def orderhub_config(url: str, database_url: str | None = None) -> dict[str, Any]
         "confirms": {"mode": "poll", "feed_url": url + wms.get("confirms_path", "/qimen/_confirms")},
         "http": {"timeout_s": 10, "attempts": 5},
     }]
+    if kingdee and "kingdee" in creds:
+        kd = creds["kingdee"]
+        sinks.append({
+            "kind": "kingdee", "name": "erp", "server": url + kd.get("server_path", "/kingdee"),
+            "acct_id": kd["acct_id"], "username": kd["username"], "password": {"value": kd["password"]},
+            "lcid": kd.get("lcid", 2052), "org_number": kd.get("org_number", "100"), "customer_by": "shop",
+            "http": {"timeout_s": 10, "attempts": 5},
+        })
     config: dict[str, Any] = {"shops": shops, "sinks": sinks}
     if database_url:
         config = {"database_url": database_url, **config}

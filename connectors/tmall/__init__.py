@@ -1,9 +1,5 @@
 """Tmall/Taobao source connector over the TOP gateway (client, streams, settings, write-back; quirks in README)."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 from connectors.tmall.client import TopClient
 from connectors.tmall.mapping_functions import COMPUTES
 from connectors.tmall.push import open_queues
@@ -18,16 +14,7 @@ def open_streams(settings: TmallShopSettings) -> dict:
     return {"orders": OrdersStream(client, page_size=settings.sync.page_size)}
 
 
-@dataclass(frozen=True)
-class PushingSourceConnector(SourceConnector):
-    """A source that also pushes change notices (TMC). ``open_push_queues(shops)`` -> queues with ``shops``,
-    ``key``, ``permit(shop)``, ``consume()`` and ``confirm(ids)`` (see connectors/tmall/push.py); Hub.intake_pushes
-    drives them. (Kept here rather than in hub/connector.py while that file is being changed elsewhere.)"""
-
-    open_push_queues: Callable[[list[Any]], list[Any]] | None = None
-
-
-SOURCE = PushingSourceConnector(
+SOURCE = SourceConnector(
     channel="tmall",
     settings_type=TmallShopSettings,
     mapping_file="tmall.yaml",
