@@ -299,6 +299,23 @@ _HINTS = {
 }
 
 
+def read_yaml_with_lines(path: Path, what: str, how_to_fix: str) -> tuple[Any, yaml.Node | None]:
+    """Read a YAML file an engineer edits: (data, composed node tree for error lines). A missing file is a
+    ConfigurationError with ``how_to_fix``; broken YAML is a ConfigError naming its line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{what} {path} not found", how_to_fix=how_to_fix) from exc
+    try:
+        return yaml.safe_load(text) or {}, yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(str(path), [ConfigProblem(where="(file)", line=mark.line + 1 if mark else None,
+                                                    message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                                    how_to_fix="fix the indentation or quoting on that line")]
+                          ) from exc
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate the YAML file; raise ConfigError listing every problem with its line."""
     from connectors.registry import sink_settings_type, source_settings_type  # the one place channels are named
@@ -310,16 +327,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             how_to_fix="create one with `orderhub init --sandbox URL` (or copy docs from the README), "
                        "or pass --config PATH",
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(str(path), [ConfigProblem(where="(file)", line=mark.line + 1 if mark else None,
-                                                    message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                                                    how_to_fix="fix the indentation or quoting on that line")]
-                          ) from exc
+    data, node = read_yaml_with_lines(path, "configuration file", "pass --config PATH")
     if not isinstance(data, dict):
         raise ConfigError(str(path), [ConfigProblem(where="(file)", line=1, message="the top level must be a mapping")])
 

@@ -43,8 +43,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hub.config import ConfigError, ConfigProblem, _line_of, _loc
-from hub.errors import ConfigurationError
+from hub.config import ConfigError, ConfigProblem, _line_of, _loc, read_yaml_with_lines
 from hub.models import Order, OrderStatus, RefundStatus
 
 Presence = Literal["present", "absent"]
@@ -234,20 +233,8 @@ _HINTS = {
 
 def load_rules(path: Path, known_sku=None) -> RulesFile:
     """Read and validate ``rules.yaml``; ConfigError (exit 3) names every problem with its line and rule."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"rules file {path} not found",
-                                 how_to_fix="copy mappings/rules.yaml from the OrderHub package into mappings_dir"
-                                 ) from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(str(path), [ConfigProblem(where="(file)", line=mark.line + 1 if mark else None,
-                                                    message=f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-                          ) from exc
+    data, node = read_yaml_with_lines(
+        path, "rules file", "copy mappings/rules.yaml from the OrderHub package into mappings_dir")
     try:
         rules = RulesFile.model_validate(data)
     except ValidationError as exc:

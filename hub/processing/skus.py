@@ -36,8 +36,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hub.config import ConfigError, ConfigProblem, _line_of, _loc
-from hub.errors import ConfigurationError
+from hub.config import ConfigError, ConfigProblem, _line_of, _loc, read_yaml_with_lines
 from hub.models import OrderLine
 
 ANY = "*"
@@ -225,20 +224,8 @@ class SkuTables:
 
 def parse_sku_file(path: Path) -> tuple[SkuFile, yaml.Node | None]:
     """Read and schema-check ``skus.yaml``; ConfigError lists every problem with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"SKU table {path} not found",
-                                 how_to_fix="copy mappings/skus.yaml from the OrderHub package into mappings_dir"
-                                 ) from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(str(path), [ConfigProblem(where="(file)", line=mark.line + 1 if mark else None,
-                                                    message=f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-                          ) from exc
+    data, node = read_yaml_with_lines(
+        path, "SKU table", "copy mappings/skus.yaml from the OrderHub package into mappings_dir")
     try:
         return SkuFile.model_validate(data), node
     except ValidationError as exc:
