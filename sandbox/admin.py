@@ -8,16 +8,17 @@ Errors are ``{"error": "..."}`` with HTTP 400 (bad input) or 404 (unknown order 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox import clock, peak, qimen, scenario, top
+from sandbox import peak, qimen, scenario, top
+from sandbox.common import admin_at as _at
+from sandbox.common import admin_body as _body
+from sandbox.common import json_response as _json
 from sandbox.faults import FaultError
 from sandbox.world import MALFORMED_KINDS, WorldError
 
@@ -194,27 +195,3 @@ def _bind(handler: Callable[..., object], app: SandboxApp) -> Callable[..., obje
     return lambda request, **args: handler(app, request, **args)
 
 
-def _body(request: Request) -> dict:
-    if not request.get_data(cache=True):
-        return {}
-    try:
-        body = json.loads(request.get_data(as_text=True))
-    except ValueError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body
-
-
-def _at(body: dict) -> datetime | None:
-    raw = body.get("at")
-    if raw is None:
-        return None
-    try:
-        return clock.parse_wire(raw)
-    except ValueError:
-        raise BadRequest("at must be 'yyyy-MM-dd HH:mm:ss' (GMT+8)") from None
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")

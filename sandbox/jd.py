@@ -31,6 +31,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox import clock
+from sandbox.common import JSON_UTF8, json_response, query_and_form
 from sandbox.faults import _TIMEOUT_FIELDS, FaultError, _count, _number, _strings
 from sandbox.jd_world import (
     MALFORMED_KINDS,
@@ -352,10 +353,7 @@ class JdSystem(ChannelSystem):
 
     def router(self, request: Request) -> Response:
         # Query first, then form: SDKs differ in where they put things and the signature covers both.
-        params: dict[str, str] = {}
-        for source in (request.args, request.form):
-            for key in source:
-                params.setdefault(key, source[key])
+        params = query_and_form(request)
         method = params.get("method", "")
         app = self.app
         with app.lock:
@@ -728,5 +726,5 @@ def _date(biz: Mapping[str, object], name: str) -> datetime | None:
 
 
 def _json(payload: object) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), content_type="application/json;charset=utf-8")
+    return json_response(payload, content_type=JSON_UTF8)
 

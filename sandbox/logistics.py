@@ -40,6 +40,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox import clock
+from sandbox.common import JSON_UTF8, json_response
 from sandbox.faults import _TIMEOUT_FIELDS, _count, _number
 from sandbox.system import System
 from sandbox.world import WorldError
@@ -170,8 +171,7 @@ def _form(request: Request) -> dict[str, str]:
 
 
 def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status,
-                    content_type="application/json;charset=utf-8")
+    return json_response(payload, status, JSON_UTF8)
 
 
 def _html_500() -> Response:

@@ -190,7 +190,7 @@ class _SmoothRoundRobin:
 
 
 def _admin_peak(app: SandboxApp, request: Request) -> dict:
-    from sandbox.top import admin_body  # the shared admin-body parser; late import keeps peak importable alone
+    from sandbox.common import admin_body  # late import keeps peak importable alone
 
     if request.method == "DELETE":
         return app.peak.stop()

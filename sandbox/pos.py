@@ -34,6 +34,8 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox import clock
+from sandbox.common import admin_at
+from sandbox.common import json_response as _json
 from sandbox.faults import _TIMEOUT_FIELDS, _count, _number
 from sandbox.system import ChannelSystem
 from sandbox.world import Sku, WorldError
@@ -314,7 +316,7 @@ class PosSystem(ChannelSystem):
             if unknown:
                 raise WorldError(f"unknown change(s) {', '.join(sorted(unknown))}; POS receipts are immutable, "
                                  'only {"return": [...]} is supported')
-            at = _admin_at(changes)
+            at = admin_at(changes, clock.now())
             wanted = self._return_lines(original, changes.get("return"))
             return {"receipt_no": original.receipt_no,
                     "return_receipt_no": self._new_return(original, wanted, at).receipt_no}
@@ -453,15 +455,3 @@ def _decode_cursor(cursor: str, store: str) -> int:
     return seq
 
 
-def _admin_at(body: Mapping[str, Any]) -> datetime:
-    raw = body.get("at")
-    if raw is None:
-        return clock.now()
-    try:
-        return clock.parse_wire(raw)
-    except ValueError:
-        raise WorldError("at must be 'yyyy-MM-dd HH:mm:ss' (GMT+8)") from None
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")

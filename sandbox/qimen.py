@@ -30,7 +30,6 @@ choices are listed in ``sandbox/docs/qimen.md``.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import random
 import threading
@@ -47,6 +46,8 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.top_signing import sign, verify
 from sandbox import clock
+from sandbox.common import admin_body as _admin_body
+from sandbox.common import json_response as _json
 from sandbox.top import TIMESTAMP_SKEW
 from sandbox.world import WorldError
 
@@ -1236,16 +1237,6 @@ def _post_message(url: str, entry: dict, timeout: float) -> tuple[bool, str | No
 # ------------------------------------------------------------------------------------------------ admin operations
 
 
-def _admin_body(request: Request) -> dict:
-    if not request.get_data(cache=True):
-        return {}
-    try:
-        body = json.loads(request.get_data(as_text=True))
-    except ValueError as exc:
-        raise WorldError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise WorldError("body must be a JSON object")
-    return body
 
 
 def admin_ship(app: SandboxApp, body: Mapping[str, Any]) -> dict:
@@ -1379,5 +1370,3 @@ def _xml_response(flag: str, code: str, message: str, fields: Mapping[str, str],
     return Response(text, content_type="text/xml;charset=utf-8")
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")

@@ -43,6 +43,7 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.top_signing import SIGN_METHODS, verify
 from sandbox import clock
+from sandbox.common import admin_body, query_and_form
 from sandbox.tmc import ALL_TOPICS, DEFAULT_QUANTITY, MAX_CONFIRM_IDS, MAX_QUANTITY, MIN_QUANTITY
 from sandbox.world import (
     DEFAULT_TOKEN_TTL,
@@ -196,10 +197,7 @@ class TopGateway:
 
     def __call__(self, request: Request) -> Response:
         # Query first, then form: the Java SDK sends system params in the URL and business params in the body.
-        params: dict[str, str] = {}
-        for source in (request.args, request.form):
-            for key in source:
-                params.setdefault(key, source[key])
+        params = query_and_form(request)
         method = params.get("method", "")
 
         app = self.app
@@ -948,17 +946,6 @@ def _type_filter(raw: str) -> set[str]:
 # Mounted under /_sandbox by sandbox.admin (which turns WorldError into HTTP 4xx). Each takes (app, request, **args).
 
 
-def admin_body(request: Request) -> dict:
-    """The JSON object body of an admin call ({} when empty); bad JSON is a 400."""
-    if not request.get_data(cache=True):
-        return {}
-    try:
-        body = json.loads(request.get_data(as_text=True))
-    except ValueError as exc:
-        raise WorldError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise WorldError("body must be a JSON object")
-    return body
 
 
 def admin_at(app: SandboxApp, body: dict) -> datetime:

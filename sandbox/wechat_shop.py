@@ -48,6 +48,9 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox import clock
+from sandbox.common import admin_at
+from sandbox.common import admin_body as _json_body
+from sandbox.common import json_response as _json
 from sandbox.faults import _TIMEOUT_FIELDS, FaultError, _count, _flag, _number, _strings
 from sandbox.system import ChannelSystem
 from sandbox.world import TOP_CARRIERS, Buyer, Sku, WorldError
@@ -983,7 +986,7 @@ class WechatShop(ChannelSystem):
             order = self.orders.get(str(order_id))
             if order is None:
                 raise WorldError(f"no {NAME} order {order_id}", 404)
-            at = _admin_at(changes)
+            at = admin_at(changes, clock.now())
             unknown = set(changes) - {"at", "status", "merchant_notes", "customer_notes", "aftersale"}
             if unknown:
                 raise WorldError(f"unknown change(s) {', '.join(sorted(unknown))}")
@@ -1072,7 +1075,7 @@ class WechatShop(ChannelSystem):
                 delivery_id = str(body.get("delivery_id") or "SF")
                 aftersale.data["return_info"] = {"waybill_id": str(body["waybill_id"]), "delivery_id": delivery_id,
                                                  "delivery_name": TOP_CARRIERS.get(delivery_id, "")}
-            self._set_aftersale_status(aftersale, status, _admin_at(body))
+            self._set_aftersale_status(aftersale, status, admin_at(body, clock.now()))
             return {"after_sale_order_id": after_sale_id, "status": status,
                     "update_time": aftersale.data["update_time"]}
 
@@ -1458,28 +1461,3 @@ def _api_body(request: Request) -> dict:
     return body
 
 
-def _json_body(request: Request) -> dict:
-    raw = request.get_data(cache=True)
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise WorldError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise WorldError("body must be a JSON object")
-    return body
-
-
-def _admin_at(body: Mapping[str, Any]) -> datetime:
-    raw = body.get("at")
-    if raw is None:
-        return clock.now()
-    try:
-        return clock.parse_wire(raw)
-    except ValueError:
-        raise WorldError("at must be 'yyyy-MM-dd HH:mm:ss' (GMT+8)") from None
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")
