@@ -53,7 +53,7 @@ class ShipResult:
 class SourceConnector:
     channel: str
     settings_type: type[BaseModel]
-    mapping_file: str  # file name inside the mappings folder
+    mapping_file: str  # file name inside the mappings folder: the orders map
     transforms: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     computes: Mapping[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]] = field(default_factory=dict)
     open_streams: Callable[[Any], Mapping[str, WindowedStream]] = None  # type: ignore[assignment]
@@ -61,6 +61,10 @@ class SourceConnector:
     # channels that push change notices (TMC...): shops -> queues with ``shops``, ``key``, ``permit(shop)``,
     # ``consume()`` and ``confirm(ids)``; Hub.intake_pushes drives them
     open_push_queues: Callable[[list[Any]], list[Any]] | None = None
+    # maps of the other stream entities (hub/entities.py): entity -> file name, e.g. {"refund": "tmall_refunds.yaml"}
+    mapping_files: Mapping[str, str] = field(default_factory=dict)
+    # available-to-sell pushes (hub/stock): (shop settings, [StockPushItem]) -> [StockAck]; None: the channel has none
+    push_stock: Callable[[Any, list[Any]], list[Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
             conn.execute(sa.insert(t.outbox), outbox_rows)
         if audit_rows:
             conn.execute(sa.insert(t.audit_trail), audit_rows)
-        result.quarantined = _quarantine(conn, source, bad, now, quarantine_ids or {})
+        result.quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
         if quarantine_ids:
             back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
             if back:
@@ -213,9 +213,10 @@ def _archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], n
         conn.execute(sa.insert(t.raw_payloads), fresh)
 
 
-def _quarantine(conn: Connection, source: Source, bad: list[tuple[int, str | None, RecordError, str]],
+def quarantine_records(conn: Connection, source: Source, bad: list[tuple[int, str | None, RecordError, str]],
                 now: datetime, quarantine_ids: Mapping[int, int]) -> int:
-    """Quarantine bad records; the same payload seen again only bumps the attempt count of its open row."""
+    """Quarantine bad records ``(index, external id, error, raw json)`` of any entity; the same payload seen again
+    only bumps the attempt count of its open row; ``quarantine_ids`` (index -> row) update rows being replayed."""
     count = 0
     for index, ext, exc, raw in bad:
         count += 1

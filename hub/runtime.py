@@ -25,9 +25,10 @@ import mappings
 from hub.config import Settings
 from hub.connector import SourceConnector
 from hub.dispatch import DispatchReport, dispatch_sink
-from hub.errors import RecordError
+from hub.entities import ENTITIES, ingest_page, model_for
+from hub.errors import ConfigurationError, RecordError
 from hub.feedback import ChannelWriteback, load_carriers, record_confirm
-from hub.ingest import IngestResult, Source, ingest_records, load_order
+from hub.ingest import IngestResult, Source, load_order
 from hub.logging import bind_run, get_logger
 from hub.mapping import Mapper, load_mapping
 from hub.models import Order
@@ -86,17 +87,24 @@ class Hub:
 
         return SOURCES[channel]
 
-    def mapper(self, channel: str) -> Mapper:
-        if channel not in self._mappers:
+    def mapper(self, channel: str, entity: str = "order") -> Mapper:
+        """The field map of one channel's entity: ``mapping_file`` for orders, ``mapping_files[entity]`` else."""
+        if (channel, entity) not in self._mappers:
             connector = self.source_connector(channel)
-            path = mappings.path(connector.mapping_file, self.settings.mappings_dir)
-            self._mappers[channel] = load_mapping(path, Order, transforms=connector.transforms,
-                                                  computes=connector.computes)
-        return self._mappers[channel]
+            file = connector.mapping_file if entity == "order" else connector.mapping_files.get(entity)
+            if file is None:
+                raise ConfigurationError(f"channel {channel} has no mapping for {entity} records",
+                                         how_to_fix=f"add mapping_files={{{entity!r}: ...}} to its SourceConnector")
+            path = mappings.path(file, self.settings.mappings_dir)
+            self._mappers[(channel, entity)] = load_mapping(path, model_for(entity), transforms=connector.transforms,
+                                                            computes=connector.computes)
+        return self._mappers[(channel, entity)]
 
     def source(self, shop_settings: Any, stream: Any | None = None) -> Source:
         external_id = stream.external_id if stream is not None else _order_external_id
-        return Source(shop_settings.channel, shop_settings.shop, self.mapper(shop_settings.channel), external_id)
+        entity = getattr(stream, "entity", "order") if stream is not None else "order"
+        return Source(shop_settings.channel, shop_settings.shop, self.mapper(shop_settings.channel, entity),
+                      external_id, entity=entity)
 
     @cached_property
     def carriers(self) -> dict[str, dict[str, str]]:
@@ -204,7 +212,7 @@ class Hub:
                     if record:
                         records.append(record)
                 report.fetched += len(records)
-                report.result.add(ingest_records(self.engine, self.source(shop_settings, stream), records,
+                report.result.add(ingest_page(self.engine, self.source(shop_settings, stream), records,
                                                  actor="push"))
             # only now, with every notified order committed: a crash before this line means a redelivery
             queue.confirm([n.message_id for n in notices])
@@ -218,7 +226,7 @@ class Hub:
         shop_settings = self.settings.shop(channel, shop)
         stream = self.source_connector(channel).open_streams(shop_settings)["orders"]
         records = [stream.fetch_one(order_id) for order_id in order_ids]
-        return ingest_records(self.engine, self.source(shop_settings, stream), records, actor="sync-by-id")
+        return ingest_page(self.engine, self.source(shop_settings, stream), records, actor="sync-by-id")
 
     def processing_tables(self, now: datetime | None = None) -> Tables:
         """SKU tables (skus.yaml + imported mappings) and rules, read fresh: an import or an edited file counts
@@ -298,8 +306,8 @@ class Hub:
     def replay_quarantine(self, ids: list[int] | None = None, group_key: str | None = None) -> dict[str, int]:
         """Re-run open quarantined records through the *current* mapping; fixed ones land, others stay with the new
         reason. Returns counts."""
-        q = sa.select(t.quarantine).where(t.quarantine.c.status == "open",
-                                          t.quarantine.c.entity.in_(("order", QUARANTINE_ENTITY)))
+        q = sa.select(t.quarantine).where(t.quarantine.c.status == "open", t.quarantine.c.shop != "-",
+                                          t.quarantine.c.entity.in_((*ENTITIES, QUARANTINE_ENTITY)))
         if ids:
             q = q.where(t.quarantine.c.id.in_(ids))
         if group_key:
@@ -319,16 +327,16 @@ class Hub:
             counts["replayed"] += len(blocked) - still
             counts["still_bad"] += still
             rows = [r for r in rows if r.entity != QUARANTINE_ENTITY]
-        by_shop: dict[tuple[str, str], list[Any]] = {}
+        by_source: dict[tuple[str, str, str], list[Any]] = {}
         for row in rows:
-            by_shop.setdefault((row.channel, row.shop), []).append(row)
+            by_source.setdefault((row.channel, row.shop, row.entity), []).append(row)
         import json
 
-        for (channel, shop), group in by_shop.items():
-            source = Source(channel, shop, self.mapper(channel), _order_external_id)
+        for (channel, shop, entity), group in by_source.items():
+            source = Source(channel, shop, self.mapper(channel, entity), _order_external_id, entity=entity)
             records = [json.loads(r.payload) for r in group]
-            result = ingest_records(self.engine, source, records, actor="quarantine-replay",
-                                    quarantine_ids={i: r.id for i, r in enumerate(group)})
+            result = ingest_page(self.engine, source, records, actor="quarantine-replay",
+                                 quarantine_ids={i: r.id for i, r in enumerate(group)})
             counts["still_bad"] += result.quarantined
             counts["replayed"] += result.received - result.quarantined
         return counts

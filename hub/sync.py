@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.connector import WindowedStream
+from hub.entities import ingest_page
 from hub.errors import ConfigurationError, TransientError
-from hub.ingest import IngestResult, Source, ingest_records
+from hub.ingest import IngestResult, Source
 from hub.logging import bind_run, get_logger
 from hub.store import schema as t
 from hub.store.db import reading
@@ -155,7 +156,7 @@ def _read_window(engine: Engine, source: Source, stream: WindowedStream, start: 
                 if page.is_last:
                     set_cursor(conn, source.channel, source.shop, stream.name, end)
 
-            window_result.add(ingest_records(engine, source, page.records, in_same_transaction=bookkeeping))
+            window_result.add(ingest_page(engine, source, page.records, in_same_transaction=bookkeeping))
         report.windows += 1
         report.pages += pages
         report.result.add(window_result)
@@ -234,7 +235,7 @@ def _rescan_window(engine: Engine, source: Source, stream: WindowedStream, windo
             pages += 1
             ids.update(stream.external_id(r) or ("no id", len(ids)) for r in page.records)
             total = page.reported_total
-            found.add(ingest_records(engine, source, page.records, actor="sweep"))
+            found.add(ingest_page(engine, source, page.records, actor="sweep"))
         seen = len(ids)
         agrees = found.new == 0 and found.changed == 0 and (total is None or seen == total)
         with engine.begin() as conn:

@@ -309,3 +309,13 @@ sku_mappings = sa.Table(
     sa.Column("imported_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("channel", "shop", "key_kind", "key_value"),
 )
+
+
+# The later rooms declare their tables in their own modules, on this same metadata (imported last: they import it).
+from hub.store import (  # noqa: E402,F401
+    schema_aftersales,
+    schema_finance,
+    schema_fulfilment,
+    schema_operations,
+    schema_stock,
+)

@@ -150,7 +150,7 @@ KILLER = textwrap.dedent("""\
     from hub.config import load_settings
     from hub.runtime import Hub
 
-    real_ingest = hub.sync.ingest_records
+    real_ingest = hub.sync.ingest_page
     calls = {"n": 0}
 
     def ingest_then_die(engine, source, records, **kwargs):
@@ -160,7 +160,7 @@ KILLER = textwrap.dedent("""\
             os.kill(os.getpid(), signal.SIGKILL)
         return real_ingest(engine, source, records, **kwargs)
 
-    hub.sync.ingest_records = ingest_then_die
+    hub.sync.ingest_page = ingest_then_die
     Hub(load_settings(sys.argv[1])).sync(shop="tm-flagship")
     """)
 

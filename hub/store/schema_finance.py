@@ -1,0 +1,11 @@
+"""Tables of the finance room (finance and reviews: payment statements, reconciliation, reviews per order line).
+
+They sit on the one ``metadata`` of hub/store/schema.py, so Alembic and the schema-match test see them; migration
+0006 creates them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+
+from hub.store.schema import Json, LongText, UTCDateTime, metadata  # noqa: F401

@@ -1,0 +1,11 @@
+"""Tables of the fulfilment room (fulfilment documents: waybills the hub books itself, intercepts, returns).
+
+They sit on the one ``metadata`` of hub/store/schema.py, so Alembic and the schema-match test see them; migration
+0007 creates them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+
+from hub.store.schema import Json, LongText, UTCDateTime, metadata  # noqa: F401
