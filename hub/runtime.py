@@ -237,7 +237,10 @@ class Hub:
         return Tables(skus=skus, rules=rules, stock={}, now=now or utcnow())
 
     def process(self, now: datetime | None = None) -> ProcessReport:
+        from hub.aftersales import link_pending_refunds
+
         with bind_run(step="process"):
+            link_pending_refunds(self.engine)  # refunds read before their order: their events follow the order's
             return process(self.engine, self.processing_tables(now))
 
     def dispatch(self, sink_name: str | None = None, *, process_first: bool = True) -> list[DispatchReport]:

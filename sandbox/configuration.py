@@ -19,7 +19,7 @@ def _tmall_shops(url: str, creds: dict[str, Any]) -> list[dict[str, Any]]:
         "channel": "tmall", "shop": s["shop"], "gateway": url + tm.get("gateway_path", "/top/router/rest"),
         "app_key": {"value": tm["app_key"]}, "app_secret": {"value": tm["app_secret"]},
         "session": {"value": s["session"]}, "sign_method": tm.get("sign_method", "md5"),
-        "seller_nick": s.get("seller_nick"), "streams": ["orders"],
+        "seller_nick": s.get("seller_nick"), "streams": ["orders", "refunds"],
         # the sandbox indexes instantly; a real shop wants lag_seconds of 10-60
         "sync": {"window_minutes": 30, "overlap_seconds": 120, "lag_seconds": 0, "initial_lookback_hours": 24},
         "http": {"timeout_s": 10, "attempts": 5},

@@ -83,11 +83,15 @@ def sandbox():
         yield handle
 
 
-def write_sandbox_config(path: Path, sandbox_url: str, db_url: str, **sync_overrides) -> Path:
+def write_sandbox_config(path: Path, sandbox_url: str, db_url: str, *, streams: list[str] | None = None,
+                         **sync_overrides) -> Path:
+    """The sandbox's configuration with fast sync settings; each shop reads only its ``orders`` stream unless
+    ``streams`` says otherwise (tests of other streams ask for them)."""
     from sandbox.configuration import orderhub_config
 
     data = orderhub_config(sandbox_url, db_url)
     for shop in data["shops"]:
+        shop["streams"] = streams or ["orders"]
         # a one-hour first lookback: two windows, not the 48 empty ones of the default day
         shop["sync"].update({"initial_lookback_hours": 1, **sync_overrides})
         shop["http"] = {"timeout_s": 3, "attempts": 4}

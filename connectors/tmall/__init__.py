@@ -3,6 +3,7 @@
 from connectors.tmall.client import TopClient
 from connectors.tmall.mapping_functions import COMPUTES
 from connectors.tmall.push import open_queues
+from connectors.tmall.refunds import RefundsStream
 from connectors.tmall.settings import TmallShopSettings
 from connectors.tmall.streams import OrdersStream
 from connectors.tmall.writeback import ship
@@ -11,13 +12,15 @@ from hub.connector import SourceConnector
 
 def open_streams(settings: TmallShopSettings) -> dict:
     client = TopClient(settings)
-    return {"orders": OrdersStream(client, page_size=settings.sync.page_size)}
+    return {"orders": OrdersStream(client, page_size=settings.sync.page_size),
+            "refunds": RefundsStream(client, page_size=settings.sync.page_size)}
 
 
 SOURCE = SourceConnector(
     channel="tmall",
     settings_type=TmallShopSettings,
     mapping_file="tmall.yaml",
+    mapping_files={"refund": "tmall_refunds.yaml"},
     computes=COMPUTES,
     open_streams=open_streams,
     ship=ship,

@@ -33,7 +33,21 @@ def tmall_is_cod(trade: Mapping[str, Any], _context: Mapping[str, Any]) -> bool:
     return str(trade.get("type") or "") == "cod"
 
 
+def tmall_refund_type(refund: Mapping[str, Any], _context: Mapping[str, Any]) -> str:
+    """Goods to come back (``has_good_return``) make it a return-and-refund; otherwise money only."""
+    value = refund.get("has_good_return")
+    returns = value is True or str(value).lower() == "true"
+    return "return_refund" if returns else "refund_only"
+
+
+def tmall_refunded_amount(refund: Mapping[str, Any], _context: Mapping[str, Any]) -> int:
+    """``refund_fee`` has left the merchant only when the refund succeeded; before that nothing is refunded."""
+    return yuan_to_fen(refund["refund_fee"]) if refund.get("status") == "SUCCESS" else 0
+
+
 COMPUTES = {
+    "tmall_refund_type": tmall_refund_type,
+    "tmall_refunded_amount": tmall_refunded_amount,
     "tmall_line_total": tmall_line_total,
     "tmall_payments": tmall_payments,
     "tmall_is_cod": tmall_is_cod,
