@@ -11,7 +11,7 @@ CHROMIUM ?= /usr/bin/chromium
 AIRFLOW_PORT ?= 8080
 SANDBOX_PORT ?= 8600
 
-.PHONY: demo test test-sqlite test-mysql test-airflow airflow install clean
+.PHONY: demo test test-sqlite test-mysql test-airflow airflow install clean bench chaos
 
 install: $(STAMP)
 
@@ -69,6 +69,37 @@ test-airflow: $(AF_STAMP) $(CHROMIUM)
 airflow: $(AF_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m orderhub_airflow standalone --dir .airflow \
 		--port $(AIRFLOW_PORT) --sandbox-port $(SANDBOX_PORT)
+
+# Benchmarks (bench/README.md): ingest throughput against a raw Core insert and dlt at 10k orders on SQLite and
+# MariaDB, latency paid -> WMS (push and poll) against load, a Double 11 peak of 1 000 orders/s for 10 s, then the
+# plot and tables; about 15 minutes on 2 cores. BENCH_MYSQL_URL's tables are dropped: a database of its own. The
+# README's figures come from the larger runs (by hand, once): `BENCH_ORDERS="10000 100000" BENCH_PEAK_S=60 make bench`
+# (about 40 minutes more) and `bench/latency.py --orders 100 --loads 0 100 300`; 1M orders is
+# `$(BIN)/python bench/ingest_throughput.py --db sqlite --orders 1000000` (hours: see bench/README.md).
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306/orderhub_bench
+BENCH_ORDERS ?= 10000
+BENCH_PEAK_S ?= 10
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[bench,test]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	ORDERHUB_BENCH_MYSQL_URL=$(BENCH_MYSQL_URL) $(BIN)/python bench/ingest_throughput.py --orders $(BENCH_ORDERS) \
+		--db sqlite $(if $(ORDERHUB_SKIP_MYSQL),,mariadb)
+	$(BIN)/python bench/latency.py --orders 50 --loads 0 100
+	$(BIN)/python bench/double11.py --rate 1000 --duration $(BENCH_PEAK_S) --db sqlite
+	$(BIN)/python bench/plot.py
+
+# Chaos at scale (tests/chaos runs the same at small scale inside `make test`): 200 kill -9s of a worker during a
+# faulty run, checked against the sandbox's record of truth (~10 min), then 3 000 fuzzed pages through mapping and
+# ingest. CHAOS_MYSQL_URL (its tables are dropped) adds the kill run on MariaDB.
+CHAOS_KILLS ?= 200
+CHAOS_MYSQL_URL ?=
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --kills $(CHAOS_KILLS)
+	$(if $(CHAOS_MYSQL_URL),$(BIN)/python bench/chaos.py --kills $(CHAOS_KILLS) --db $(CHAOS_MYSQL_URL))
+	ORDERHUB_CHAOS_EXAMPLES=3000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos/test_fuzzed_payloads.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .airflow .artifacts

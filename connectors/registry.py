@@ -7,20 +7,30 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+import connectors.jd as jd
 import connectors.kingdee as kingdee
+import connectors.logistics as logistics
+import connectors.pdd as pdd
+import connectors.pos as pos
 import connectors.qimen_wms as qimen_wms
 import connectors.tmall as tmall
 import connectors.tryton as tryton
+import connectors.wechat_shop as wechat_shop
 from hub.connector import SinkConnector, SourceConnector
 
 SOURCES: dict[str, SourceConnector] = {
     "tmall": tmall.SOURCE,
+    "jd": jd.SOURCE,
+    "pos": pos.SOURCE,
+    "wechat_shop": wechat_shop.SOURCE,
+    "pdd": pdd.SOURCE,
 }
 
 SINKS: dict[str, SinkConnector] = {
     "qimen_wms": qimen_wms.SINK,
     "kingdee": kingdee.SINK,
     "tryton": tryton.SINK,
+    "logistics": logistics.SINK,
 }
 
 

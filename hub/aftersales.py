@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.errors import RecordError
-from hub.ingest import IngestResult, Source, _archive_raw, canonical_json, quarantine_records
+from hub.ingest import IngestResult, Source, _archive_raw, quarantine_records, raw_json, storable_id
 from hub.logging import get_logger
 from hub.models import OrderStatus, Refund
 from hub.store import schema as t
@@ -57,8 +57,11 @@ def ingest_refunds(engine: Engine, source: Source, records: Iterable[Mapping[str
     bad: list[tuple[int, str | None, RecordError, str]] = []
     for index, record in enumerate(records):
         result.received += 1
-        raw = canonical_json(record)
         ext = source.external_id(record) if isinstance(record, Mapping) else None
+        raw, unreadable = raw_json(record)  # personal values sealed when a key is configured
+        if unreadable is not None:
+            bad.append((index, storable_id(ext), unreadable, raw))
+            continue
         try:
             refund = source.mapper.to_model(record, context)
         except RecordError as exc:

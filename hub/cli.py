@@ -192,6 +192,10 @@ def sweep(config: ConfigOpt = None,
     """Compensation sweep: re-read open windows older than sync.settle_seconds; close the ones that agree."""
     with handled():
         reports = _hub(config).sweep(channel=channel, shop=shop)
+    _print_sweeps(reports)
+
+
+def _print_sweeps(reports) -> None:
     table = Table(title="sweep")
     for col in ("shop", "stream", "re-scanned", "closed", "still open", "received", "new", "changed"):
         table.add_column(col, justify="left" if col in ("shop", "stream") else "right")
@@ -207,6 +211,10 @@ def intake_pushes(config: ConfigOpt = None) -> None:
     """Take in pushed change notices (Tmall TMC): re-read each order by id, then confirm the messages."""
     with handled():
         reports = _hub(config).intake_pushes()
+    _print_pushes(reports)
+
+
+def _print_pushes(reports) -> None:
     for r in reports:
         console.print(f"{r.queue}: {r.messages} message(s), {r.fetched} order(s) read: {r.result.new} new, "
                       f"{r.result.changed} changed, {r.result.unchanged} unchanged; {r.ignored} ignored, "
@@ -256,13 +264,16 @@ def feedback(config: ConfigOpt = None) -> None:
 @app.command()
 def run(config: ConfigOpt = None,
         once: Annotated[bool, typer.Option("--once", help="every step once, then exit (for cron)")] = False) -> None:
-    """Every configured step once: pull, process, dispatch, feedback, write-back."""
+    """Every configured step once: pushes, pull, sweep, process, dispatch, feedback, write-back."""
     if not once:
         err.print("only `run --once` exists; schedule it with cron, or use the Airflow DAGs")
         raise typer.Exit(2)
     with handled():
         report = _hub(config).run_once()
+    _print_pushes(report.pushes)
     _print_syncs(report.syncs)
+    if report.sweeps:
+        _print_sweeps(report.sweeps)
     print_processing(report.processing)
     _print_dispatches(report.dispatches, "dispatch")
     for r in report.feedback:
@@ -426,7 +437,8 @@ def _sandbox_process(seed: int, log_path: Path):
 
 
 @app.command()
-def demo(orders: Annotated[int, typer.Option(help="paid orders per Tmall shop")] = 150,
+def demo(orders: Annotated[int, typer.Option(help="paid orders per shop (2 shops each of Tmall, JD, WeChat, POS)")
+                              ] = 50,
          malformed: Annotated[int, typer.Option(help="malformed orders mixed in (they go to quarantine)")] = 3,
          workdir: Annotated[Path, typer.Option(help="where the demo's config and SQLite file go")] = Path(".demo"),
          seed: int = 7) -> None:
@@ -443,6 +455,15 @@ def demo(orders: Annotated[int, typer.Option(help="paid orders per Tmall shop")]
 from hub.cli_workbench import print_processing, register  # noqa: E402  (process, mapping, release, replay)
 
 register(app)
+from hub.cli_stock import register as register_stock  # noqa: E402  (orderhub stock ...)
+
+register_stock(app)
+from hub.cli_connector import register as register_connector  # noqa: E402  (connector new)
+
+register_connector(app)
+from hub.cli_finance import register as register_finance  # noqa: E402  (reconcile, report, order show, reviews)
+
+register_finance(app)
 
 if __name__ == "__main__":
     app()

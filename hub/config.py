@@ -208,6 +208,12 @@ class Schedules(StrictModel):
     feedback: str = "*/5 * * * *"
 
 
+class PersonalDataSettings(StrictModel):
+    """Buyer personal data at rest (hub/crypto.py): with a key, phone/name/address are stored sealed (AES-SIV)."""
+
+    encryption_key: Annotated[SecretRef, BeforeValidator(_coerce_secret)] | None = None
+
+
 class Settings(StrictModel):
     database_url: str | None = Field(None, description="ORDERHUB_DATABASE_URL overrides this")
     mappings_dir: Path | None = Field(None, description="folder of <channel>.yaml field maps, skus.yaml, rules.yaml "
@@ -216,8 +222,20 @@ class Settings(StrictModel):
     shops: list[Any] = Field(default_factory=list)
     sinks: list[Any] = Field(default_factory=list)
     schedules: Schedules = Field(default_factory=Schedules)
+    personal_data: PersonalDataSettings = Field(default_factory=PersonalDataSettings)
+    finance: Any = Field(None, description="payment accounts to reconcile (hub/finance/settings.py FinanceSettings); "
+                                           "without it, a finance.yaml beside this file is read")
 
     source_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("finance")
+    @classmethod
+    def _finance(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from hub.finance.settings import FinanceSettings  # the finance room imports this module
+
+        return FinanceSettings.model_validate(value)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -374,6 +392,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     settings.source_path = path
     if settings.mappings_dir and not settings.mappings_dir.is_absolute():
         settings.mappings_dir = (path.parent / settings.mappings_dir).resolve()
+    from hub import crypto  # the key is process-wide and revealed on first use, not here (no I/O at load time)
+
+    crypto.configure(settings.personal_data.encryption_key)
     return settings
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from hub.connector import Delivery, ShipResult
 from hub.errors import RecordError
@@ -55,31 +56,40 @@ def record_confirm(engine: Engine, confirm: ShipConfirm) -> str:
     order the document carries, with the channel lines it ships), or, for documents sent before processing existed,
     through the binding dispatch made. A merged delivery order therefore records one shipment on each of its orders.
     """
-    now = utcnow()
-    with engine.begin() as conn:
-        targets = [(r.hub_id, list(r.line_refs))
-                   for r in conn.execute(sa.select(t.plan_documents.c.hub_id, t.plan_documents.c.line_refs)
-                                         .where(t.plan_documents.c.document_code == confirm.document_ref)
-                                         .order_by(t.plan_documents.c.hub_id))]
-        if not targets:
-            bound = conn.execute(sa.select(t.bindings.c.hub_id).where(
-                t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "document",
-                t.bindings.c.external_id == confirm.document_ref)).scalar()
-            targets = [(bound, None)] if bound is not None else []
-        if not targets:
-            raise RecordError(f"confirmation for unknown document {confirm.document_ref}", sink=confirm.sink,
-                              group_key="confirm for unknown document")
-        seen = conn.execute(sa.select(t.bindings.c.hub_id).where(
-            t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "message",
-            t.bindings.c.external_id == confirm.message_id)).first()
-        if seen is not None:
-            return "duplicate"
-        conn.execute(sa.insert(t.bindings).values(channel=confirm.sink, shop="-", entity="message",
-                                                  external_id=confirm.message_id, hub_id=targets[0][0],
-                                                  created_at=now))
-        recorded = 0
-        for hub_id, planned_refs in targets:
-            recorded += _record_packages(conn, confirm, hub_id, planned_refs, now)
+    try:
+        with engine.begin() as conn:
+            return _record_confirm(conn, confirm, utcnow())
+    except IntegrityError:
+        # another worker polling the same feed recorded this message at the same moment: its message binding (or
+        # shipment) committed first and ours rolled back whole, so the confirmation is in exactly once
+        return "duplicate"
+
+
+def _record_confirm(conn: Connection, confirm: ShipConfirm, now: datetime) -> str:
+    """The body of record_confirm, inside its transaction."""
+    targets = [(r.hub_id, list(r.line_refs))
+               for r in conn.execute(sa.select(t.plan_documents.c.hub_id, t.plan_documents.c.line_refs)
+                                     .where(t.plan_documents.c.document_code == confirm.document_ref)
+                                     .order_by(t.plan_documents.c.hub_id))]
+    if not targets:
+        bound = conn.execute(sa.select(t.bindings.c.hub_id).where(
+            t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "document",
+            t.bindings.c.external_id == confirm.document_ref)).scalar()
+        targets = [(bound, None)] if bound is not None else []
+    if not targets:
+        raise RecordError(f"confirmation for unknown document {confirm.document_ref}", sink=confirm.sink,
+                          group_key="confirm for unknown document")
+    seen = conn.execute(sa.select(t.bindings.c.hub_id).where(
+        t.bindings.c.channel == confirm.sink, t.bindings.c.shop == "-", t.bindings.c.entity == "message",
+        t.bindings.c.external_id == confirm.message_id)).first()
+    if seen is not None:
+        return "duplicate"
+    conn.execute(sa.insert(t.bindings).values(channel=confirm.sink, shop="-", entity="message",
+                                              external_id=confirm.message_id, hub_id=targets[0][0],
+                                              created_at=now))
+    recorded = 0
+    for hub_id, planned_refs in targets:
+        recorded += _record_packages(conn, confirm, hub_id, planned_refs, now)
     return "recorded" if recorded else "duplicate"
 
 

@@ -22,8 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub import crypto
 from hub.errors import RecordError
-from hub.logging import get_logger
+from hub.logging import get_logger, redact_value, scrub
 from hub.mapping import Mapper
 from hub.models import Order
 from hub.store import schema as t
@@ -90,12 +91,15 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
     bad: list[tuple[int, str | None, RecordError, str]] = []
     for index, record in enumerate(records):
         result.received += 1
-        raw = canonical_json(record)
         ext = source.external_id(record) if isinstance(record, Mapping) else None
+        raw, unreadable = raw_json(record)
+        if unreadable is not None:
+            bad.append((index, storable_id(ext), unreadable, raw))
+            continue
         try:
             order = source.mapper.to_model(record, context)
         except RecordError as exc:
-            bad.append((index, ext, exc, raw))
+            bad.append((index, storable_id(ext), exc, raw))
             continue
         ext = order.order_id
         raws.append({"external_id": ext, "raw": raw, "updated_at": order.updated_at})
@@ -168,6 +172,33 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
     return result
 
 
+def raw_json(record: Any) -> tuple[str, RecordError | None]:
+    """The record as canonical JSON (personal values sealed when a key is configured), or why it cannot be stored:
+    text that is not valid Unicode (lone surrogates from a badly decoded payload) or nesting too deep to serialise
+    would otherwise fail the whole page's transaction."""
+    try:
+        raw = canonical_json(crypto.seal_record(record))
+    except (RecursionError, ValueError, TypeError) as exc:
+        return (json.dumps({"unserialisable_record": type(exc).__name__}),
+                RecordError(f"record cannot be serialised: {type(exc).__name__}", group_key="unserialisable record"))
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        # keep the raw payload, with the invalid code points as \uXXXX escapes (ASCII JSON stays loadable)
+        return (json.dumps(json.loads(raw), ensure_ascii=True, sort_keys=True, separators=(",", ":")),
+                RecordError("record holds text that is not valid Unicode (lone surrogates: a bad encoding upstream)",
+                            group_key="invalid text encoding"))
+    return raw, None
+
+
+def storable_id(ext: Any) -> str | None:
+    """An external id fit for the quarantine row: text, valid UTF-8, within the column's size."""
+    if ext is None:
+        return None
+    text = str(ext).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:128]
+
+
 def _existing(conn: Connection, source: Source, external_ids: list[str]) -> dict[str, tuple[str, datetime, int]]:
     """external id -> (hub id, stored updated_at, version) for the ids already bound."""
     found: dict[str, tuple[str, datetime, int]] = {}
@@ -215,30 +246,35 @@ def _archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], n
 
 def quarantine_records(conn: Connection, source: Source, bad: list[tuple[int, str | None, RecordError, str]],
                 now: datetime, quarantine_ids: Mapping[int, int]) -> int:
-    """Quarantine bad records ``(index, external id, error, raw json)`` of any entity; the same payload seen again
-    only bumps the attempt count of its open row; ``quarantine_ids`` (index -> row) update rows being replayed."""
+    """Quarantine bad records ``(index, external id, error, raw json)`` of any entity; the same record seen again
+    only bumps the attempt count of its open row (keeping the newest payload); ``quarantine_ids`` (index -> row)
+    update rows being replayed."""
     count = 0
     for index, ext, exc, raw in bad:
         count += 1
-        attrs = {k: v for k, v in exc.attributes.items() if k != "group_key"}
-        group_key = str(exc.attributes.get("group_key") or exc.message)[:191]
+        # reasons quote the offending value (a phone in the wrong field): personal data never enters them
+        attrs = redact_value({k: v for k, v in exc.attributes.items() if k != "group_key"})
+        group_key = scrub(str(exc.attributes.get("group_key") or exc.message))[:191]
+        reason = scrub(exc.message)
         qid = quarantine_ids.get(index)
         if qid is None:
             qid = conn.execute(
                 sa.select(t.quarantine.c.id).where(
                     t.quarantine.c.channel == source.channel, t.quarantine.c.shop == source.shop,
                     t.quarantine.c.entity == source.entity, t.quarantine.c.status == "open",
-                    t.quarantine.c.external_id == ext if ext is not None else t.quarantine.c.external_id.is_(None),
-                    t.quarantine.c.payload == raw)
+                    # a record with an id is one row however often and by whichever path (list, detail, push) it
+                    # comes back; without an id only the identical payload is the same record
+                    t.quarantine.c.external_id == ext if ext is not None
+                    else sa.and_(t.quarantine.c.external_id.is_(None), t.quarantine.c.payload == raw))
             ).scalar()
         if qid is not None:
             conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id == qid).values(
-                attempts=t.quarantine.c.attempts + 1, reason=exc.message, group_key=group_key, attributes=attrs,
-                error_kind=exc.kind, updated_at=now))
+                attempts=t.quarantine.c.attempts + 1, reason=reason, group_key=group_key, attributes=attrs,
+                error_kind=exc.kind, payload=raw, updated_at=now))
             continue
         conn.execute(sa.insert(t.quarantine).values(
             channel=source.channel, shop=source.shop, entity=source.entity, external_id=ext, error_kind=exc.kind,
-            reason=exc.message, group_key=group_key, attributes=attrs, payload=raw, status="open", attempts=1,
+            reason=reason, group_key=group_key, attributes=attrs, payload=raw, status="open", attempts=1,
             created_at=now, updated_at=now))
     return count
 
@@ -250,7 +286,7 @@ def _order_row(hub_id: str, order: Order, version: int, now: datetime, first_see
         "status": order.status.value, "raw_status": order.raw_status[:64], "version": version,
         "updated_at": order.updated_at, "placed_at": order.created_at, "paid_at": order.paid_at,
         "paid_total": order.paid_total, "currency": order.currency,
-        "document": order.model_dump(mode="json"), "last_written_at": now,
+        "document": crypto.seal_document(order.model_dump(mode="json")), "last_written_at": now,
     }
     if first_seen is not None:
         row["first_seen_at"] = first_seen
@@ -279,5 +315,5 @@ def load_order(conn: Connection, hub_id: str) -> tuple[Order, int] | None:
     row = conn.execute(sa.select(t.orders.c.document, t.orders.c.version).where(t.orders.c.hub_id == hub_id)).first()
     if row is None:
         return None
-    return Order.model_validate_json(json.dumps(row.document) if not isinstance(row.document, str)
-                                     else row.document), row.version
+    document = json.loads(row.document) if isinstance(row.document, str) else row.document
+    return Order.model_validate_json(json.dumps(crypto.open_all(document))), row.version

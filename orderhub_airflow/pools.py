@@ -35,12 +35,23 @@ def _key_label(ref: Any) -> str:
     return str(ref)
 
 
+# what each platform calls the application's id (Tmall/JD app_key, WeChat appid); a secret api key never names a pool
+APP_ID_FIELDS = ("app_key", "appid", "app_id")
+
+
+def _app_id(owner: Any) -> Any:
+    return next((getattr(owner, f) for f in APP_ID_FIELDS if getattr(owner, f, None) is not None), None)
+
+
 def pool_for_shop(shop: Any) -> str:
-    return f"orderhub-{_slug(shop.channel)}-{_slug(_key_label(getattr(shop, 'app_key', None)))}"
+    """Shops of one application share its pool; a channel without application ids (a store POS) gets one per shop."""
+    ref = _app_id(shop)
+    label = _key_label(ref) if ref is not None else f"shop-{shop.shop}"
+    return f"orderhub-{_slug(shop.channel)}-{_slug(label)}"
 
 
 def pool_for_sink(sink: Any) -> str:
-    return f"orderhub-{_slug(sink.kind)}-{_slug(_key_label(getattr(sink, 'app_key', None)))}"
+    return f"orderhub-{_slug(sink.kind)}-{_slug(_key_label(_app_id(sink)))}"
 
 
 def required_pools(settings: Any, options: AirflowOptions) -> dict[str, tuple[int, str]]:

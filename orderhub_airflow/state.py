@@ -74,17 +74,21 @@ def sla_breaches(engine: Engine, wms_sinks: list[str], minutes: int, now: dateti
 
 
 def last_stock_push(engine: Engine) -> list[dict[str, Any]]:
-    """Last stock push per channel, once the hub records stock pushes (a ``stock_pushes`` table); empty until then."""
-    table = t.metadata.tables.get("stock_pushes")
-    if table is None or "channel" not in table.c:
-        return []
-    at = next((c for c in ("pushed_at", "created_at", "at") if c in table.c), None)
-    if at is None:
-        return []
+    """Per channel and shop: the last available-to-sell push, how many SKUs it has been told, how many pushes still
+    wait for the channel's acknowledgement or were rejected, and the ledger versions sent and acknowledged."""
+    from hub.store.schema_stock import stock_pushes as p
+
+    waiting = sa.func.sum(sa.case((p.c.status == "sent", 1), else_=0))
+    rejected = sa.func.sum(sa.case((p.c.status == "rejected", 1), else_=0))
+    acked = sa.func.max(sa.case((p.c.status == "acked", p.c.version), else_=None))
     with reading(engine) as conn:
-        rows = conn.execute(sa.select(table.c.channel, sa.func.max(table.c[at]), sa.func.count())
-                            .group_by(table.c.channel)).all()
-    return [{"channel": c, "last_push": last, "pushes": n} for c, last, n in rows]
+        rows = conn.execute(sa.select(p.c.channel, p.c.shop, sa.func.max(p.c.created_at), sa.func.count(),
+                                      sa.func.count(sa.distinct(p.c.sku)), waiting, rejected,
+                                      sa.func.max(p.c.version), acked)
+                            .group_by(p.c.channel, p.c.shop).order_by(p.c.channel, p.c.shop)).all()
+    return [{"channel": f"{c}/{shop}", "last_push": last, "pushes": n, "skus": skus, "unacknowledged": int(w or 0),
+             "rejected": int(r or 0), "version": version, "acked_version": av}
+            for c, shop, last, n, skus, w, r, version, av in rows]
 
 
 def _event_types(connector: Any, sink_settings: Any, engine: Engine) -> tuple[str, ...]:

@@ -93,8 +93,9 @@ def render(state: dict[str, Any]) -> str:
                ["sink", "backlog", "done", "skipped", "parked", "in_doubt", "in_flight"], "no sinks configured"),
         _table("Unclosed sync windows per shop", state["unclosed_windows"],
                ["shop", "stream", "unclosed", "oldest_start", "newest_end", "cursor"], "every window is closed"),
-        _table("Last stock push per channel", state["stock_pushes"], ["channel", "last_push", "pushes"],
-               "no stock push recorded yet (stock push is not part of the hub yet)"),
+        _table("Last stock push per channel", state["stock_pushes"],
+               ["channel", "last_push", "skus", "pushes", "unacknowledged", "rejected", "version", "acked_version"],
+               "no stock push recorded yet"),
     ]
     return "\n".join(parts)
 

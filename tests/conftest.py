@@ -26,6 +26,16 @@ def _is_mysql() -> bool:
     return bool(TEST_DB_URL) and TEST_DB_URL.startswith("mysql")
 
 
+@pytest.fixture(autouse=True)
+def _no_token_store_between_tests():
+    """A Hub installs its database as the process's token store (hub/tokens.py); no test inherits another's."""
+    from hub import tokens
+
+    tokens.use_store(None)
+    yield
+    tokens.use_store(None)
+
+
 @pytest.fixture(scope="session")
 def _db_template(tmp_path_factory):
     """Migrate once per session: a template SQLite file to copy, or the MySQL database itself."""

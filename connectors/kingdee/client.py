@@ -155,3 +155,7 @@ class KingdeeClient:
         return self.call("ExecuteBillQuery", {"data": {"FormId": form_id, "FieldKeys": ",".join(fields),
                                                        "FilterString": filter_string, "OrderString": "",
                                                        "TopRowCount": 0, "StartRow": 0, "Limit": limit}})
+
+    def view(self, form_id: str, number: str) -> dict[str, Any]:
+        """The whole bill as the tenant stores it (read back by tests and by people checking a voucher)."""
+        return self.call("View", {"formid": form_id, "data": {"Number": number}})

@@ -32,3 +32,10 @@ class KingdeeSettings(SinkBase):
     unit: str = "Pcs"
     tax_rate: float = 13
     audit: bool = Field(True, description="Submit and Audit each sales order after Save")
+    receivable: bool = Field(True, description="also an AR_receivable (应收单) per released document (AR-<code>)")
+    vouchers: bool = Field(True, description="a GL_VOUCHER (凭证) per matched receipt (receipt.matched events)")
+    account_book: str = Field("001", description="FAccountBookID of the vouchers")
+    voucher_group: str = Field("PRE001", description="FVOUCHERGROUPID (记 voucher word); tenant-specific")
+    bank_account: str = Field("1002", description="debited with what the payment provider paid out (银行存款)")
+    fee_account: str = Field("6603", description="debited with the provider's fee (财务费用)")
+    receivable_account: str = Field("1122", description="credited with the receipt's gross amount (应收账款)")

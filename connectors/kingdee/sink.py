@@ -1,9 +1,13 @@
 """Kingdee sink: each released fulfilment group becomes one sales order (SAL_SaleOrder) whose ``FBillNo`` is the
 group's stable document code (``TMALL-<tid>``, ``TMALL-<tid>-2``), after the customer (BD_Customer) it is sold to
-exists; then Submit and Audit.
+exists; then Submit and Audit; then, unless ``receivable: false``, the AR_receivable (应收单) of the same lines,
+numbered ``AR-<code>``, through the same Save / Submit / Audit. A ``receipt.matched`` event (hub finance: a payment
+provider's transaction matched to the order) becomes one balanced GL_VOUCHER (bank + fee debit, receivable credit)
+numbered from the provider's transaction id (``RC-ALIPAY-<txn>``).
 
 Idempotency rests on ``FBillNo``: Kingdee refuses a second Save of the same number (MsgCode 11) and changes
-nothing, so a Save whose answer was lost and is sent again cannot create a second order. ``deliver`` is a small
+nothing, so a Save whose answer was lost and is sent again cannot create a second bill (the same holds for each
+form). ``deliver`` is a small
 state machine that can start over at any point: a duplicate on Save means "ours, from an earlier attempt"; Submit and
 Audit look at ``FDocumentStatus`` when Kingdee says the state is wrong (A created -> B submitted -> C audited).
 ``probe`` (hub.dispatch calls it before re-sending an event in doubt) is an ExecuteBillQuery by ``FBillNo``; it reports
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +29,8 @@ from hub.connector import Delivery
 from hub.errors import FatalError
 from hub.models import Order
 
-SALE_ORDER, CUSTOMER = "SAL_SaleOrder", "BD_Customer"
+SALE_ORDER, CUSTOMER, RECEIVABLE, VOUCHER = "SAL_SaleOrder", "BD_Customer", "AR_receivable", "GL_VOUCHER"
+RECEIPT_EVENT = "receipt.matched"  # hub finance (payment reconciliation): one voucher per matched receipt
 CREATED, SUBMITTED, AUDITED = "A", "B", "C"
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -38,7 +44,7 @@ def _ref(number: str) -> dict[str, str]:
 
 
 class KingdeeSink:
-    event_types = ("order.released",)
+    event_types = ("order.released", RECEIPT_EVENT)
 
     def __init__(self, settings: KingdeeSettings, client: KingdeeClient | None = None) -> None:
         self.settings = settings
@@ -51,6 +57,8 @@ class KingdeeSink:
         return AUDITED if self.settings.audit else CREATED
 
     def idempotency_key(self, order: Order, event: Mapping[str, Any]) -> str:
+        if event.get("event_type") == RECEIPT_EVENT:
+            return f"{self.name}:{voucher_number({'txn_id': order.order_id, **(event.get('payload') or {})})}"
         code = ((event.get("payload") or {}).get("document") or {}).get("document_code") or order.order_id
         return f"{self.name}:{order.platform}:{order.shop_id}:{code}:r{event['version']}"
 
@@ -116,59 +124,147 @@ class KingdeeSink:
         number, _ = self.customer(order)
         return {g["document_code"]: self.document(order, g, number) for g in groups}
 
-    def lookup(self, code: str) -> tuple[int, str] | None:
-        rows = self.client.query(SALE_ORDER, ["FID", "FBillNo", "FDocumentStatus"], f"FBillNo={quoted(code)}")
+    def receivable(self, order: Order, group: Mapping[str, Any], customer: str) -> dict[str, Any]:
+        """The AR_receivable (应收单) of one released document: what the customer owes for exactly the lines of the
+        sales order, at their allocated (paid) amounts; its number is ``AR-<document code>``."""
+        s = self.settings
+        day = (order.paid_at or order.created_at).astimezone(CST).date().isoformat()
+        org = _ref(s.org_number)
+        return {
+            "FID": 0, "FBillNo": receivable_number(group["document_code"]), "FDate": day, "FEndDate_H": day,
+            "FCustomerID": _ref(customer), "FSettleOrgID": org, "FSaleOrgID": org, "FPayOrgID": org,
+            "FCurrencyID": _ref(s.currency), "FIsIncludedTax": True,
+            "FRemark": f"{order.platform} {order.shop_id} {order.order_id} {group['document_code']}",
+            "FEntityDetail": [
+                {"FMaterialID": _ref(line["master_sku"]), "FPriceUnitId": _ref(s.unit), "FPriceQty": line["qty"],
+                 "FTaxPrice": round(line["allocated_paid_fen"] / 100 / line["qty"], 6),
+                 "FALLAMOUNTFOR_D": _money(line["allocated_paid_fen"]), "FEntryTaxRate": s.tax_rate,
+                 "FSourceBillNo": group["document_code"], "FComment": f"oid {line['line_id']}"}
+                for line in group["lines"]
+            ],
+        }
+
+    def voucher(self, order: Order, receipt: Mapping[str, Any], customer: str) -> dict[str, Any]:
+        """The GL_VOUCHER of one matched receipt: debit the bank with what was paid out and the fee account with the
+        provider's fee, credit the receivable with the gross amount (balanced to the fen)."""
+        s = self.settings
+        amount, fee = int(receipt["amount"]), int(receipt.get("fee") or 0)
+        paid = str(receipt.get("paid_at") or "")
+        day = (datetime.fromisoformat(paid) if paid else order.paid_at or order.created_at).astimezone(CST)
+        text = f"{receipt.get('source')} {receipt.get('txn_id')} {order.platform} {order.order_id}"[:200]
+        entries = [{"FEXPLANATION": text, "FAccountID": _ref(s.bank_account), "FDEBIT": _money(amount - fee),
+                    "FCREDIT": 0}]
+        if fee:
+            entries.append({"FEXPLANATION": text, "FAccountID": _ref(s.fee_account), "FDEBIT": _money(fee),
+                            "FCREDIT": 0})
+        entries.append({"FEXPLANATION": text, "FAccountID": _ref(s.receivable_account), "FDEBIT": 0,
+                        "FCREDIT": _money(amount), "FDetailID": {"FFLEX6": _ref(customer)}})
+        return {"FID": 0, "FBillNo": voucher_number(receipt), "FDate": day.date().isoformat(),
+                "FAccountBookID": _ref(s.account_book), "FVOUCHERGROUPID": _ref(s.voucher_group),
+                "FCurrencyID": _ref(s.currency), "FEntity": entries}
+
+    def lookup(self, code: str, form: str = SALE_ORDER) -> tuple[int, str] | None:
+        rows = self.client.query(form, ["FID", "FBillNo", "FDocumentStatus"], f"FBillNo={quoted(code)}")
         if not rows:
             return None
         fid, _number, status = rows[0][:3]
         return fid, status
 
-    def _advance(self, code: str, fid: int | None = None, status: str | None = None) -> tuple[int, str]:
-        """Submit and Audit until the order is in its final state; safe to run again from any point. The status is
-        read only when it is not known (after a duplicate Save or a wrong-state answer): three calls per order in
+    def _advance(self, code: str, fid: int | None = None, status: str | None = None,
+                 form: str = SALE_ORDER) -> tuple[int, str]:
+        """Submit and Audit until the bill is in its final state; safe to run again from any point. The status is
+        read only when it is not known (after a duplicate Save or a wrong-state answer): three calls per bill in
         the normal case (Save, Submit, Audit)."""
         for _ in range(6):
             if status is None or fid is None:
-                found = self.lookup(code)
+                found = self.lookup(code, form)
                 if found is None:
-                    raise FatalError(f"Kingdee sales order {code} was saved but cannot be found", sink=self.name)
+                    raise FatalError(f"Kingdee {form} {code} was saved but cannot be found", sink=self.name)
                 fid, status = found
             if status == self.final_status or status == AUDITED:
                 return fid, status
             try:
                 if status in (CREATED, "D"):
-                    self.client.submit(SALE_ORDER, [code])
+                    self.client.submit(form, [code])
                     status = SUBMITTED
                 elif status == SUBMITTED:
-                    self.client.audit(SALE_ORDER, [code])
+                    self.client.audit(form, [code])
                     status = AUDITED
                 else:
                     status = None
             except WrongStateError:
                 status = None  # our own earlier call took effect and its answer was lost: read the status again
-        raise FatalError(f"Kingdee sales order {code} does not reach status {self.final_status}", sink=self.name)
+        raise FatalError(f"Kingdee {form} {code} does not reach status {self.final_status}", sink=self.name)
+
+    def _bill(self, form: str, model: dict[str, Any]) -> tuple[int, str, bool]:
+        """Save (a duplicate number means an earlier attempt's Save took effect) and advance: (id, status, existed)."""
+        code = model["FBillNo"]
+        existed, fid, status = False, None, None
+        try:
+            saved = self.client.save(form, model, ["FBillNo"])
+            fid, status = saved.get("Id"), CREATED
+        except DuplicateNumberError:
+            existed = True  # carry on from where the earlier attempt left the bill
+        fid, status = self._advance(code, fid, status, form)
+        return fid, status, existed
 
     def deliver(self, order: Order, event: Mapping[str, Any]) -> Delivery:
+        if event.get("event_type") == RECEIPT_EVENT:
+            return self._deliver_voucher(order, (event.get("payload") or {}))
         group = (event.get("payload") or {}).get("document")
         if not group:
             return Delivery(None, skipped_reason=f"{event.get('event_type')} carries no fulfilment group")
         code = group["document_code"]
         customer = self.ensure_customer(order)
-        existed, fid, status = False, None, None
-        try:
-            saved = self.client.save(SALE_ORDER, self.document(order, group, customer), ["FBillNo"])
-            fid, status = saved.get("Id"), CREATED
-        except DuplicateNumberError:
-            existed = True  # an earlier attempt's Save took effect: carry on from where it stands
-        fid, status = self._advance(code, fid, status)
-        return Delivery(code, detail={"kingdee_id": fid, "status": status, "customer": customer,
-                                      **({"existed": True} if existed else {})})
+        fid, status, existed = self._bill(SALE_ORDER, self.document(order, group, customer))
+        detail: dict[str, Any] = {"kingdee_id": fid, "status": status, "customer": customer,
+                                  **({"existed": True} if existed else {})}
+        if self.settings.receivable:
+            ar_id, ar_status, ar_existed = self._bill(RECEIVABLE, self.receivable(order, group, customer))
+            detail.update(receivable=receivable_number(code), receivable_id=ar_id, receivable_status=ar_status,
+                          **({"receivable_existed": True} if ar_existed else {}))
+        return Delivery(code, detail=detail)
+
+    def _deliver_voucher(self, order: Order, receipt: Mapping[str, Any]) -> Delivery:
+        if not self.settings.vouchers:
+            return Delivery(None, skipped_reason="vouchers are off for this sink")
+        customer = self.ensure_customer(order)
+        fid, status, existed = self._bill(VOUCHER, self.voucher(order, receipt, customer))
+        return Delivery(voucher_number(receipt), detail={"kingdee_id": fid, "status": status,
+                                                         **({"existed": True} if existed else {})})
+
+    def _final(self, code: str, form: str) -> tuple[int, str] | None:
+        found = self.lookup(code, form)
+        return found if found is not None and found[1] in (self.final_status, AUDITED) else None
 
     def probe(self, order: Order, event: Mapping[str, Any]) -> Delivery | None:
-        group = (event.get("payload") or {}).get("document")
+        """Found only when every bill of the event reached its final state; otherwise ``deliver`` finishes them."""
+        payload = event.get("payload") or {}
+        if event.get("event_type") == RECEIPT_EVENT:
+            if not payload.get("txn_id"):
+                return None
+            found = self._final(voucher_number(payload), VOUCHER)
+            return Delivery(voucher_number(payload), detail={"kingdee_id": found[0], "status": found[1]}
+                            ) if found else None
+        group = payload.get("document")
         if not group:
             return None
-        found = self.lookup(group["document_code"])
-        if found is None or found[1] not in (self.final_status, AUDITED):
+        found = self._final(group["document_code"], SALE_ORDER)
+        if found is None:
             return None  # absent, or saved but not yet submitted/audited: deliver finishes it
-        return Delivery(group["document_code"], detail={"kingdee_id": found[0], "status": found[1]})
+        detail: dict[str, Any] = {"kingdee_id": found[0], "status": found[1]}
+        if self.settings.receivable:
+            ar = self._final(receivable_number(group["document_code"]), RECEIVABLE)
+            if ar is None:
+                return None
+            detail.update(receivable=receivable_number(group["document_code"]), receivable_id=ar[0])
+        return Delivery(group["document_code"], detail=detail)
+
+
+def receivable_number(code: str) -> str:
+    return f"AR-{code}"
+
+
+def voucher_number(receipt: Mapping[str, Any]) -> str:
+    """One voucher per provider transaction: the number is built from it, so a re-sent event finds its voucher."""
+    return f"RC-{str(receipt.get('source') or 'pay').upper()}-{receipt['txn_id']}"[:80]

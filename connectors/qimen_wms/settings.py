@@ -26,3 +26,7 @@ class QimenWmsSettings(SinkBase):
         default_factory=lambda: {"tmall": "TM", "taobao": "TB", "jd": "JD", "pos": "POS"},
         description="channel slug -> Qimen sourcePlatformCode; others are sent as OTHER + sourcePlatformName")
     confirms: QimenConfirmFeed = Field(default_factory=QimenConfirmFeed)
+    returns_feed_url: str | None = Field(
+        None, description="the WMS's return receipt feed (returnorder.confirm), polled by `orderhub feedback`")
+    exclude_shops: list[str] = Field(
+        default_factory=list, description="shops whose documents another sink ships (a logistics waybill sink)")

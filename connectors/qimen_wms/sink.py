@@ -7,6 +7,11 @@ the sink holds no business rules. The delivery order code comes with the group a
 alone (``TMALL-3817…``, ``TMALL-3817…-2`` for the second of a split), never from a hub-generated id, so the WMS's
 own idempotency on ``deliveryOrderCode`` protects us even if the hub's database were rebuilt: a repeated create
 answers success with the same WMS id and creates nothing.
+
+The same subscription carries the order's after-sales events, so they stay in order behind its delivery orders:
+``order.changed`` / ``refund.requested`` that ask for an intercept (``deliveryorder.cancel``, intercept.py) and refund
+events of a return with goods (``returnorder.create``, returns.py). ``Hub.sinks`` hands the sink the hub's engine
+(``attach_engine``) so both read which documents the order was released in.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.qimen_wms.client import QimenClient, to_xml
+from connectors.qimen_wms.intercept import INTERCEPT_EVENTS, intercept
+from connectors.qimen_wms.returns import RETURN_EVENTS, announce_return, take_returns, wants_return
 from connectors.qimen_wms.settings import QimenWmsSettings
 from connectors.tmall.client import top_time
 from hub.connector import Delivery
@@ -33,14 +40,28 @@ def delivery_order_code(order: Order, group: Mapping[str, Any] | None = None) ->
 
 
 class QimenWmsSink:
-    event_types = ("order.released",)
+    # the intercept events ride the same subscription, so a cancel never overtakes its order's delivery orders
+    event_types = ("order.released", *INTERCEPT_EVENTS, "refund.changed")
 
-    def __init__(self, settings: QimenWmsSettings, client: QimenClient | None = None) -> None:
+    def __init__(self, settings: QimenWmsSettings, client: QimenClient | None = None, engine=None) -> None:
         self.settings = settings
         self.name = settings.name
         self.client = client or QimenClient(settings)
+        self.engine = engine  # the hub's, when given (Hub.sinks): the intercept reads which documents were sent
+
+    def attach_engine(self, engine) -> None:
+        self.engine = engine
+
+    def take_feedback(self) -> dict[str, int]:
+        """Return receipts (``returns_feed_url``) into the hub: each one a ``return.received`` event, once."""
+        if self.engine is None:
+            return {}
+        return take_returns(self.engine, self.settings)
 
     def idempotency_key(self, order: Order, event: Mapping[str, Any]) -> str:
+        if event.get("event_type") in (*INTERCEPT_EVENTS, *RETURN_EVENTS):
+            refund = (event.get("payload") or {}).get("refund_id") or "order"
+            return f"{self.name}:cancel:{order.platform}:{order.shop_id}:{order.order_id}:{refund}:v{event['version']}"
         code = ((event.get("payload") or {}).get("document") or {}).get("document_code") or order.order_id
         return f"{self.name}:{order.platform}:{order.shop_id}:{code}:r{event['version']}"
 
@@ -97,9 +118,17 @@ class QimenWmsSink:
         return {delivery_order_code(order, g): self.document(order, g) for g in groups}
 
     def deliver(self, order: Order, event: Mapping[str, Any]) -> Delivery:
+        if wants_return(event):  # a return with goods: announce it (returns.py)
+            return announce_return(self.client, self.engine, self.name, order, event)
+        if event.get("event_type") in INTERCEPT_EVENTS:
+            return intercept(self.client, self.engine, self.name, order, event)
+        if event.get("event_type") in RETURN_EVENTS:
+            return Delivery(None, skipped_reason=f"{event.get('event_type')}: nothing for the warehouse")
         group = (event.get("payload") or {}).get("document")
         if not group:
             return Delivery(None, skipped_reason=f"{event.get('event_type')} carries no fulfilment group")
+        if order.shop_id in self.settings.exclude_shops:
+            return Delivery(None, skipped_reason=f"shop {order.shop_id} is shipped by another sink")
         body = to_xml("request", self.document(order, group))
         answer = self.client.call(CREATE, body, write=True)
         # our own code is the reference: the WMS's confirmations carry it, and it never changes

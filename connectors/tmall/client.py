@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,9 +19,11 @@ from zoneinfo import ZoneInfo
 import requests
 
 from connectors.top_signing import sign
+from hub import tokens
 from hub.errors import ConfigurationError, FatalError, InDoubtError, RecordError, TransientError
 from hub.logging import get_logger, register_secret
 from hub.retry import call_with_retry
+from hub.tokens import Grant
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _BAN = re.compile(r"ban will last for (\d+) more seconds")
@@ -96,17 +97,7 @@ def classify(method: str, status_code: int, body: Any, *, shop: str | None = Non
     return body
 
 
-@dataclass(frozen=True)
-class Grant:
-    """A session refreshed by this process: TOP's answer to ``taobao.top.auth.token.refresh``."""
-
-    access_token: str
-    refresh_token: str | None
-    expires_at: datetime | None
-    lifetime: timedelta | None
-
-
-# Refreshed sessions, per (gateway, app key, shop), in this process's memory only (see TopClient.refresh_session).
+# Refreshed sessions per (gateway, app key, shop): this process's copy of what hub.tokens stores for every process.
 _GRANTS: dict[tuple[str, str, str], Grant] = {}
 _LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -122,11 +113,11 @@ class TopClient:
     """One shop's TOP client. ``call`` signs and sends one request, retrying transient errors under the one policy.
 
     Session lifecycle (specs §1.3): when the shop has a ``refresh_token``, an "Invalid session" (27) answer, or a
-    session this process refreshed earlier nearing its end, triggers ``taobao.top.auth.token.refresh`` once per shop
-    (single flight: a lock per shop; whoever waited uses the new token) and the call goes on. The configuration only
-    holds *references* to credentials, so the new tokens are kept in this process's memory and a warning tells the
-    engineer to store them (the refresh token is single use: the configured one is spent). Without a refresh token,
-    or when TOP refuses it, the expired session stays a ConfigurationError naming the shop and how to re-authorise.
+    refreshed session nearing its end, triggers ``taobao.top.auth.token.refresh`` once per shop (single flight: a
+    lock per shop in this process and the shop's row in ``channel_tokens`` across processes; whoever waited uses the
+    new token) and the call goes on. The refresh token is single use, so the new grant is stored by hub.tokens for
+    every later process (the configuration only holds references and is not rewritten). Without a refresh token, or
+    when TOP refuses it, the expired session stays a ConfigurationError naming the shop and how to re-authorise.
     """
 
     def __init__(self, settings, *, http: requests.Session | None = None) -> None:
@@ -136,6 +127,11 @@ class TopClient:
         self._secret = settings.app_secret.reveal()
         self._configured_session = settings.session.reveal()
         self._key = (str(settings.gateway), self._app_key, str(settings.shop))
+        self._account = " ".join(self._key)
+        store = tokens.current_store()
+        stored = store.load("tmall", self._account) if store is not None else None
+        if stored is not None:  # refreshed by an earlier process (or this one): the configured session may be spent
+            _GRANTS[self._key] = stored
 
     @property
     def _session(self) -> str:
@@ -152,7 +148,9 @@ class TopClient:
     def refresh_session(self, stale: str) -> None:
         """Refresh the shop's session unless someone already replaced ``stale`` (single flight per shop)."""
         shop = self.settings.shop
-        with _lock_for(self._key):
+        with _lock_for(self._key), tokens.refreshing("tmall", self._account) as slot:
+            if slot.current is not None and slot.current.access_token != stale:
+                _GRANTS[self._key] = slot.current  # another process refreshed while we waited for its row
             if self._session != stale:
                 return  # another caller refreshed while we waited for the lock
             refresh_token = self._refresh_token()
@@ -181,13 +179,17 @@ class TopClient:
             register_secret(access)
             register_secret(new_refresh)
             lifetime = timedelta(seconds=float(token["expires_in"])) if token.get("expires_in") else None
-            _GRANTS[self._key] = Grant(access, new_refresh, datetime.now(UTC) + lifetime if lifetime else None,
-                                       lifetime)
-            log.warning("TOP session refreshed; the new tokens are kept in this process's memory only", shop=shop,
-                        expires_in=token.get("expires_in"),
-                        how_to_fix=f"store the new access token and refresh token of shop {shop} where its "
-                                   "'session' and 'refresh_token' references point (the configured refresh token "
-                                   "is spent): a restarted process would otherwise need a re-authorisation")
+            grant = Grant(access, new_refresh, datetime.now(UTC) + lifetime if lifetime else None, lifetime)
+            slot.save(grant)  # stored before anyone uses it: the configured refresh token is spent from now on
+            _GRANTS[self._key] = grant
+            if tokens.current_store() is None:
+                log.warning("TOP session refreshed; the new tokens are kept in this process's memory only",
+                            shop=shop, expires_in=token.get("expires_in"),
+                            how_to_fix=f"run the connector through the Hub so that shop {shop}'s new tokens are "
+                                       "stored in the hub database (the configured refresh token is spent)")
+            else:
+                log.info("TOP session refreshed and stored for every process", shop=shop,
+                         expires_in=token.get("expires_in"))
 
     def _refresh_if_due(self) -> None:
         grant = _GRANTS.get(self._key)

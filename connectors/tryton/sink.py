@@ -7,6 +7,10 @@ a search by its natural key (party code, product code, sale reference), and a wr
 re-sent blindly: the sink searches again and carries on from what it finds (draft -> quotation -> confirmed).
 ``probe`` (hub.dispatch calls it before re-sending an event in doubt) is a ``search_read`` by reference; it reports
 the sale as found once it is confirmed (or further), otherwise ``deliver`` finishes it.
+
+A ``return.received`` event (the WMS received an after-sales return) becomes a return sale with negative quantities,
+reference ``RT-<CHANNEL>-<refund id>``, priced like the original sale's lines; confirming it makes Tryton's credit
+note (and customer return shipment). Same look-before-write path, so it is created once.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ def unit_price(allocated_fen: int, qty: int) -> Decimal:
     return (Decimal(allocated_fen) / 100 / qty).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
+RETURN_EVENT = "return.received"  # the WMS received a return (connectors/qimen_wms/returns.py)
+
+
 class TrytonSink:
-    event_types = ("order.released",)
+    event_types = ("order.released", RETURN_EVENT)
 
     def __init__(self, settings: TrytonSettings, rpc: TrytonRPC | None = None) -> None:
         self.settings = settings
@@ -44,6 +51,8 @@ class TrytonSink:
         self._wrote = False  # a sale write was sent during the current delivery
 
     def idempotency_key(self, order: Order, event: Mapping[str, Any]) -> str:
+        if event.get("event_type") == RETURN_EVENT:
+            return f"{self.name}:return:{(event.get('payload') or {}).get('return_order_code')}"
         code = ((event.get("payload") or {}).get("document") or {}).get("document_code") or order.order_id
         return f"{self.name}:{order.platform}:{order.shop_id}:{code}:r{event['version']}"
 
@@ -157,8 +166,35 @@ class TrytonSink:
     def lookup(self, code: str) -> dict[str, Any] | None:
         return self._one("sale.sale", [("reference", "=", code)], ["state", "number"])
 
+    def return_group(self, receipt: Mapping[str, Any]) -> dict[str, Any]:
+        """A return sale (negative quantities) for what the WMS received, priced like the sale the goods left in
+        (read back from Tryton by its reference): Tryton's confirm then makes the credit note and the return
+        shipment. Shaped like a released group so the one create / quote / confirm path serves both."""
+        prices: dict[int, Decimal] = {}
+        original = self._one("sale.sale", [("reference", "=", receipt.get("delivery_order_code") or "")], ["lines"])
+        if original is not None and original["lines"]:
+            for line in self.rpc.call("sale.line", "read", original["lines"], ["product", "unit_price"]):
+                if line.get("product") is not None:
+                    prices.setdefault(line["product"], Decimal(str(line["unit_price"])))
+        lines = []
+        for n, line in enumerate(receipt.get("lines") or []):
+            qty = int(line.get("received") or 0)
+            if qty <= 0:
+                continue
+            product = self.ensure_product(line["item_code"], None, Decimal(0))
+            price_fen = int((prices.get(product, Decimal(0)) * 100).to_integral_value(rounding=ROUND_HALF_UP))
+            lines.append({"master_sku": line["item_code"], "qty": -qty, "allocated_paid_fen": -price_fen * qty,
+                          "title": f"return {line['item_code']} ({line.get('inventory_type') or 'ZP'})",
+                          "line_id": line.get("line_id") or str(n)})
+        return {"document_code": receipt["return_order_code"], "lines": lines}
+
     def deliver(self, order: Order, event: Mapping[str, Any]) -> Delivery:
-        group = (event.get("payload") or {}).get("document")
+        if event.get("event_type") == RETURN_EVENT:
+            group = self.return_group(event.get("payload") or {})
+            if not group["lines"]:
+                return Delivery(None, skipped_reason="the return receipt received nothing")
+        else:
+            group = (event.get("payload") or {}).get("document")
         if not group:
             return Delivery(None, skipped_reason=f"{event.get('event_type')} carries no fulfilment group")
         self._wrote = False
@@ -213,9 +249,12 @@ class TrytonSink:
                                       **({"existed": True} if existed else {})})
 
     def probe(self, order: Order, event: Mapping[str, Any]) -> Delivery | None:
-        group = (event.get("payload") or {}).get("document")
-        if not group:
+        payload = event.get("payload") or {}
+        code = payload.get("return_order_code") if event.get("event_type") == RETURN_EVENT else (
+            (payload.get("document") or {}).get("document_code"))
+        if not code:
             return None
+        group = {"document_code": code}
         sale = self.lookup(group["document_code"])
         if sale is None or (self.settings.confirm and sale["state"] not in DONE_STATES):
             return None  # absent, or still draft/quotation: deliver finishes it

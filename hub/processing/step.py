@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from hub import crypto
 from hub.dispatch import POSITION_GRACE, RELEASE_ENTITY
 from hub.errors import OrderHubError
 from hub.ingest import canonical_json, load_order
@@ -357,7 +358,8 @@ def _sync_quarantine(conn: Connection, hub_id: str, order: Order, plan: OrderPla
                        if d.action == "missing" or d.action.endswith("-after-delivery"))
     attrs = {"hub_id": hub_id, "plan_status": plan.status, "plan_revision": revision, "missing": plan.missing}
     values = {"error_kind": plan.status, "reason": reason or plan.group_key, "group_key": plan.group_key,
-              "attributes": attrs, "payload": canonical_json(order.model_dump(mode="json")), "updated_at": now}
+              "attributes": attrs, "payload": canonical_json(crypto.seal_document(order.model_dump(mode="json"))),
+              "updated_at": now}
     if open_id is not None:
         conn.execute(sa.update(q).where(q.c.id == open_id).values(attempts=q.c.attempts + 1, **values))
     else:

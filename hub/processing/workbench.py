@@ -28,6 +28,7 @@ import yaml
 from sqlalchemy.engine import Engine
 
 import mappings
+from hub import crypto
 from hub.config import ConfigError, ConfigProblem
 from hub.errors import ConfigurationError, RecordError
 from hub.ingest import _audit, _event, _line_rows, _order_row
@@ -411,7 +412,8 @@ def _replay_one(hub, tables, sinks, hub_id: str) -> ReplayItem:
             .order_by(t.raw_payloads.c.updated_at.desc(), t.raw_payloads.c.id.desc()).limit(1)).scalar()
         was_delivered = delivered(conn, [hub_id, stored_plan.merged_into if stored_plan else None])
     item = ReplayItem(hub_id, row.channel, row.shop, row.order_id)
-    old_order = Order.model_validate_json(row.document if isinstance(row.document, str) else json.dumps(row.document))
+    document = json.loads(row.document) if isinstance(row.document, str) else row.document
+    old_order = Order.model_validate(crypto.open_all(document))  # personal fields are sealed at rest
     old_plan = OrderPlan.model_validate(stored_plan.plan) if stored_plan else None
     item.old_status = stored_plan.status if stored_plan else None
     item.old_fingerprint = stored_plan.fingerprint if stored_plan else None
@@ -419,7 +421,8 @@ def _replay_one(hub, tables, sinks, hub_id: str) -> ReplayItem:
         item.error = "no raw payload stored for this order"
         return item
     try:
-        new_order = hub.mapper(row.channel).to_model(json.loads(raw), {"channel": row.channel, "shop": row.shop})
+        new_order = hub.mapper(row.channel).to_model(crypto.open_all(json.loads(raw)),
+                                                     {"channel": row.channel, "shop": row.shop})
     except RecordError as exc:
         item.error = f"the current mapping refuses it ({exc.attributes.get('group_key')}): {exc.message}"
         return item

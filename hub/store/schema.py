@@ -311,6 +311,19 @@ sku_mappings = sa.Table(
 )
 
 
+channel_tokens = sa.Table(
+    "channel_tokens",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("account", sa.String(191), primary_key=True, comment="whose tokens: gateway + app key + shop"),
+    sa.Column("access_token", sa.Text(), nullable=False),
+    sa.Column("refresh_token", sa.Text(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("lifetime_s", sa.Integer(), nullable=True),
+    sa.Column("refreshed_at", UTCDateTime(), nullable=False),
+    comment="sessions refreshed by the hub: a refresh token is single use, so every process must see the newest",
+)
+
 # The later rooms declare their tables in their own modules, on this same metadata (imported last: they import it).
 from hub.store import (  # noqa: E402,F401
     schema_aftersales,

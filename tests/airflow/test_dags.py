@@ -76,7 +76,7 @@ def test_the_dag_file_builds_every_dag_from_the_yaml_with_no_io_and_no_credentia
         "orderhub_sync__tmall__tm-other-app__orders", "orderhub_nrt__tmall__tm-flagship",
         "orderhub_nrt__tmall__tm-outlet", "orderhub_nrt__tmall__tm-other-app", "orderhub_dispatch__wms",
         "orderhub_feedback", "orderhub_writeback", "orderhub_quarantine_replay", "orderhub_watch",
-        "orderhub_compensation_sweep", "orderhub_push_intake"}
+        "orderhub_compensation_sweep", "orderhub_push_intake", "orderhub_stock_push", "orderhub_reconciliation"}
     # one pool per platform app key: the two shops on TMALL_APP_KEY share one, the third app has its own
     flagship = dags["orderhub_sync__tmall__tm-flagship__orders"]
     assert flagship["tasks"] == {"pull": "orderhub-tmall-env-tmall_app_key"}
@@ -110,12 +110,12 @@ def test_the_optional_dags_appear_when_the_hub_offers_their_step(tmp_path, monke
     path.write_text(yaml.safe_dump(OFFLINE_CONFIG))
     options = AirflowOptions.from_env(path)
     built = build_dags(load_settings(path), options)
-    assert {"orderhub_compensation_sweep", "orderhub_push_intake"} <= set(built)  # the hub has sweep, intake
-    assert "orderhub_stock_push" not in built
-    monkeypatch.setattr(Hub, "push_stock", lambda self: {"pushed": 0}, raising=False)
+    # the hub has every optional step today: sweep, push intake, stock push, reconciliation
+    assert {"orderhub_compensation_sweep", "orderhub_push_intake", "orderhub_stock_push",
+            "orderhub_reconciliation"} <= set(built)
+    monkeypatch.delattr(Hub, "reconcile")  # a hub without the finance room builds no reconciliation DAG
     dags = build_dags(load_settings(path), options)
-    assert "orderhub_stock_push" in dags
-    assert "orderhub_reconciliation" not in dags
+    assert "orderhub_reconciliation" not in dags and "orderhub_stock_push" in dags
 
 
 @pytest.mark.parametrize(("error", "retried"), [

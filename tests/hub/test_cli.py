@@ -59,10 +59,10 @@ def test_a_missing_configuration_file_exits_3_with_the_way_out(tmp_path):
 
 def test_the_demo_command_runs_the_whole_path_against_a_sandbox_process_and_finds_nothing_lost(tmp_path):
     # the full default size: enough requests to fill any unread pipe between the demo and its sandbox process
-    result = runner.invoke(app, ["demo", "--orders", "150", "--workdir", str(tmp_path)])
+    result = runner.invoke(app, ["demo", "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.output.splitlines()
             if line.count("│") == 3}
-    assert rows["in the hub"] == "300" and rows["written back to the channel"] == "300"
+    assert rows["in the hub"] == "400" and rows["written back to the channel"] == "300"  # POS: none to ship
     assert rows["lost (must be 0)"] == "0" and rows["duplicated (must be 0)"] == "0"
     assert (tmp_path / "sandbox.log").stat().st_size > 0

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
@@ -19,6 +20,7 @@ from hub.config import load_settings
 from hub.errors import ConfigurationError
 from hub.runtime import Hub
 from hub.status import collect
+from hub.store import schema as t
 from tests.conftest import write_sandbox_config
 from tests.hub.helpers import create_orders, set_faults, versions
 from tests.sources.test_tmall_sweep import assert_nothing_lost_or_duplicated
@@ -142,7 +144,24 @@ def test_a_refused_refresh_token_is_a_configuration_problem_naming_the_shop(tmp_
     shop = load_settings(config).shop("tmall", "tm-flagship")
     _expire(sandbox)
     TopClient(shop).call("taobao.tmc.user.permit")  # refreshes: the configured refresh token is now spent
-    top_client._GRANTS.clear()  # a new process, configuration not updated
+    top_client._GRANTS.clear()  # a new process without the hub's token store, configuration not updated
     with pytest.raises(ConfigurationError) as caught:
         TopClient(shop).call("taobao.tmc.user.permit")
     assert "tm-flagship" in str(caught.value) and "re-authorise" in caught.value.how_to_fix
+
+
+def test_a_session_refreshed_by_one_process_is_used_by_the_next_instead_of_the_spent_refresh_token(
+        tmp_path, sandbox, db_url, engine):
+    set_faults(sandbox.url, wms__auto_ship=False)
+    config = _config(tmp_path, sandbox, db_url, with_refresh=True)
+    create_orders(sandbox.url, count=2)
+    _expire(sandbox)
+    Hub(load_settings(config), engine).sync(shop="tm-flagship")  # refreshes: the configured refresh token is spent
+    top_client._GRANTS.clear()  # what a new process (the next Airflow task) starts with
+    tids = create_orders(sandbox.url, count=3, ago_s=10)
+    report, = Hub(load_settings(config), engine).sync(shop="tm-flagship")
+    assert set(tids) <= set(versions(engine)) and report.result.new == 3
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(t.channel_tokens)).one()
+    assert stored.connector == "tmall" and stored.refresh_token and "tm-flagship" in stored.account
+    assert collect(engine)["source_problems"] == []

@@ -1,0 +1,244 @@
+"""Ingest throughput: N orders from the sandbox's TOP gateway into the hub, next to the references of the same run.
+
+For each (database, N) case, in a child process of its own (so that peak RSS is that case's alone):
+
+    e2e        ``Hub.sync()`` over HTTP: signing, paging, mapping, validation, upsert, bindings, raw archive, outbox,
+               cursor and window ledger; the sandbox runs in another process (its CPU is reported separately)
+    fetch      the same windows read again into memory (HTTP + sandbox only), the pages the next three get
+    write      the hub's write path alone: ``ingest_page`` of the pre-fetched pages into a fresh database
+    raw        reference (a): SQLAlchemy Core bulk insert of the same order + line rows (already mapped), one
+               transaction per page, into a fresh database of the same kind: the physical limit of the write path
+    dlt        reference (b): dlt (destination ``sqlalchemy``, same database kind) loading the same raw pages with
+               ``write_disposition="merge"`` and primary key ``tid``; dlt maps nothing and validates nothing
+
+    .venv/bin/python bench/ingest_throughput.py --db sqlite mariadb --orders 10000 100000
+    .venv/bin/python bench/ingest_throughput.py --db sqlite --orders 1000000     # about 3 h, see bench/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402 - the path above makes bench/ and the project importable
+    MARIADB_URL,
+    SandboxProcess,
+    create_spread_orders,
+    fresh_database,
+    hub_for,
+    peak_rss_mb,
+    quiet_logs,
+    save_result,
+    tmall_shops,
+    workdir,
+)
+
+SPREAD_HOURS = 20  # orders placed over the last 20 hours: ~20 one-hour windows per shop, 100 trades a page
+
+
+def run_case(db: str, orders: int, seed: int) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from hub.entities import ingest_page
+    from hub.ingest import _line_rows, _order_row, new_hub_id
+    from hub.store import create_engine_for
+    from hub.store import schema as t
+
+    quiet_logs()
+    case: dict[str, Any] = {"db": db, "orders": orders}
+    with workdir("orderhub_bench_ingest_") as work, SandboxProcess(seed) as sbx:
+        shops = tmall_shops(sbx.url)
+        started = time.perf_counter()
+        ids = create_spread_orders(sbx.url, orders, shops, SPREAD_HOURS)
+        case["sandbox_orders_created_s"] = round(time.perf_counter() - started, 1)
+        assert len(ids) == orders
+
+        # -- e2e: Hub.sync over HTTP ------------------------------------------------------------------------------
+        db_url = fresh_database(db, work, "e2e")
+        hub = hub_for(sbx.url, db_url, work, initial_lookback_hours=SPREAD_HOURS + 1, window_minutes=60)
+        cpu0, sbx_cpu0 = time.process_time(), sbx.cpu_s()
+        started = time.perf_counter()
+        reports = hub.sync()
+        e2e_s = time.perf_counter() - started
+        with hub.engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(t.orders)).scalar()
+            outbox = conn.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar()
+        case["e2e"] = {
+            "seconds": round(e2e_s, 2), "orders_per_s": round(orders / e2e_s, 1),
+            "us_per_order": round(e2e_s / orders * 1e6, 1), "stored": stored, "outbox_events": outbox,
+            "lost": orders - stored, "windows": sum(r.windows for r in reports), "pages": sum(r.pages for r in reports),
+            "hub_cpu_s": round(time.process_time() - cpu0, 1), "sandbox_cpu_s": round(sbx.cpu_s() - sbx_cpu0, 1),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        hub.engine.dispose()
+
+        # -- fetch the same windows into memory -------------------------------------------------------------------
+        fetched: list[tuple[Any, list[list[dict[str, Any]]]]] = []  # (source, pages)
+        now = datetime.now(UTC).replace(microsecond=0)
+        started = time.perf_counter()
+        for shop_settings in hub.settings.enabled_shops():
+            stream = hub.source_connector(shop_settings.channel).open_streams(shop_settings)["orders"]
+            pages = []
+            start = now - timedelta(hours=SPREAD_HOURS + 1)
+            while start < now:  # one-day windows at most (the API's limit)
+                end = min(start + stream.max_window, now)
+                pages.extend(list(page.records) for page in stream.read_window(start, end))
+                start = end
+            fetched.append((hub.source(shop_settings, stream), pages))
+        fetch_s = time.perf_counter() - started
+        page_count = sum(len(p) for _, p in fetched)
+        records = sum(len(r) for _, pages in fetched for r in pages)
+        case["fetch"] = {"seconds": round(fetch_s, 2), "pages": page_count, "records": records,
+                         "orders_per_s": round(records / fetch_s, 1)}
+
+        # -- write path alone -------------------------------------------------------------------------------------
+        write_url = fresh_database(db, work, "write")
+        engine = create_engine_for(write_url)
+        cpu0, started = time.process_time(), time.perf_counter()
+        for source, pages in fetched:
+            for page in pages:
+                ingest_page(engine, source, page)
+        write_s, write_cpu = time.perf_counter() - started, time.process_time() - cpu0
+        with engine.connect() as conn:
+            written = conn.execute(sa.select(sa.func.count()).select_from(t.orders)).scalar()
+        engine.dispose()
+        case["write"] = {"seconds": round(write_s, 2), "orders_per_s": round(written / write_s, 1),
+                         "us_per_order": round(write_s / written * 1e6, 1), "stored": written,
+                         "hub_cpu_s": round(write_cpu, 2)}
+
+        # -- reference (a): raw Core bulk insert of the same rows -------------------------------------------------
+        now_dt = datetime.now(UTC)
+        batches = []
+        for source, pages in fetched:
+            context = {"channel": source.channel, "shop": source.shop}
+            for page in pages:
+                order_rows, line_rows, seen = [], [], set()
+                for record in page:
+                    order = source.mapper.to_model(record, context)
+                    if order.order_id in seen:  # the probe page can repeat a record; raw keeps the first
+                        continue
+                    seen.add(order.order_id)
+                    hub_id = new_hub_id()
+                    order_rows.append(_order_row(hub_id, order, 1, now_dt, first_seen=now_dt))
+                    line_rows.extend(_line_rows(hub_id, order))
+                batches.append((order_rows, line_rows))
+        raw_url = fresh_database(db, work, "raw")
+        engine = create_engine_for(raw_url)
+        cpu0, started = time.process_time(), time.perf_counter()
+        for order_rows, line_rows in batches:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(t.orders), order_rows)
+                conn.execute(sa.insert(t.order_lines), line_rows)
+        raw_s, raw_cpu = time.perf_counter() - started, time.process_time() - cpu0
+        with engine.connect() as conn:
+            raw_rows = conn.execute(sa.select(sa.func.count()).select_from(t.orders)).scalar()
+        engine.dispose()
+        case["raw_insert"] = {"seconds": round(raw_s, 2), "orders_per_s": round(raw_rows / raw_s, 1),
+                              "us_per_order": round(raw_s / raw_rows * 1e6, 1), "stored": raw_rows,
+                              "hub_cpu_s": round(raw_cpu, 2)}
+        del batches
+
+        # -- reference (b): dlt merge of the same raw pages -------------------------------------------------------
+        case["dlt"] = run_dlt(db, work, fetched, records)
+        case["peak_rss_mb"] = peak_rss_mb()
+        case["sandbox_rss_mb"] = sbx.rss_mb()
+        case["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    case["ratios"] = {
+        "write_vs_raw": round(case["write"]["orders_per_s"] / case["raw_insert"]["orders_per_s"], 2),
+        "e2e_vs_dlt": round(case["e2e"]["orders_per_s"] / case["dlt"]["orders_per_s"], 2),
+        "write_vs_dlt": round(case["write"]["orders_per_s"] / case["dlt"]["orders_per_s"], 2),
+    }
+    return case
+
+
+def run_dlt(db: str, work: Path, fetched: list[tuple[Any, list[list[dict[str, Any]]]]], records: int
+            ) -> dict[str, Any]:
+    import dlt
+    import sqlalchemy as sa
+
+    if db == "sqlite":
+        credentials = f"sqlite:///{work / 'dlt.db'}"
+        dataset = "main"  # dlt's sqlite attaches one file per dataset; "main" keeps it in the file above
+    else:
+        credentials = MARIADB_URL
+        dataset = MARIADB_URL.rsplit("/", 1)[1]  # on MySQL a dataset is a database: stay in the bench one
+
+    @dlt.resource(name="dlt_orders", write_disposition="merge", primary_key="tid")
+    def pages():
+        for _source, source_pages in fetched:
+            yield from source_pages
+
+    pipeline = dlt.pipeline(pipeline_name="orderhub_bench", pipelines_dir=str(work / "dlt_pipelines"),
+                            destination=dlt.destinations.sqlalchemy(credentials=credentials), dataset_name=dataset,
+                            progress=None)
+    cpu0, started = time.process_time(), time.perf_counter()
+    pipeline.run(pages())
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    engine = sa.create_engine(credentials)
+    with engine.connect() as conn:
+        table = "dlt_orders" if db == "mariadb" else "main.dlt_orders"
+        loaded = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar()
+    engine.dispose()
+    return {"seconds": round(seconds, 2), "orders_per_s": round(records / seconds, 1),
+            "us_per_order": round(seconds / records * 1e6, 1), "stored": loaded, "hub_cpu_s": round(cpu, 2),
+            "destination": f"dlt.destinations.sqlalchemy ({db}), merge on tid, dlt {dlt.__version__}"}
+
+
+def print_case(case: dict[str, Any]) -> None:
+    e, w, r, d = case["e2e"], case["write"], case["raw_insert"], case["dlt"]
+    print(f"\n== {case['db']} · {case['orders']:,} orders ==")
+    print(f"  e2e Hub.sync        {e['orders_per_s']:>9,.0f} orders/s  {e['us_per_order']:>7,.0f} us/order  "
+          f"{e['seconds']:>7.1f} s  stored {e['stored']:,} lost {e['lost']}  "
+          f"(hub CPU {e['hub_cpu_s']} s, sandbox CPU {e['sandbox_cpu_s']} s, {e['pages']} pages)")
+    print(f"  fetch only (HTTP)   {case['fetch']['orders_per_s']:>9,.0f} orders/s")
+    print(f"  hub write path      {w['orders_per_s']:>9,.0f} orders/s  {w['us_per_order']:>7,.0f} us/order  "
+          f"CPU {w.get('hub_cpu_s')} s")
+    print(f"  ref (a) raw insert  {r['orders_per_s']:>9,.0f} orders/s  {r['us_per_order']:>7,.0f} us/order  "
+          f"CPU {r.get('hub_cpu_s')} s")
+    print(f"  ref (b) dlt merge   {d['orders_per_s']:>9,.0f} orders/s  {d['us_per_order']:>7,.0f} us/order  "
+          f"CPU {d.get('hub_cpu_s')} s  stored {d['stored']:,}")
+    print(f"  write/raw {case['ratios']['write_vs_raw']}x (target >= 0.5)   e2e/dlt {case['ratios']['e2e_vs_dlt']}x "
+          f"(target > 1)   e2e >= 1000/s: {'yes' if e['orders_per_s'] >= 1000 else 'NO'}   "
+          f"peak RSS e2e {e['peak_rss_mb']} MB, whole case {case['peak_rss_mb']} MB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", nargs="+", default=["sqlite", "mariadb"], choices=["sqlite", "mariadb"])
+    parser.add_argument("--orders", nargs="+", type=int, default=[10_000, 100_000])
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--name", default="ingest_throughput", help="results file name (bench/results/NAME.json)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: "db:orders", prints the case as JSON
+    args = parser.parse_args()
+    if args.case:
+        db, orders = args.case.split(":")
+        print(json.dumps(run_case(db, int(orders), args.seed)))
+        return 0
+    cases = []
+    for db in args.db:
+        for orders in args.orders:
+            child = subprocess.run([sys.executable, __file__, "--case", f"{db}:{orders}", "--seed", str(args.seed)],
+                                   capture_output=True, text=True)
+            if child.returncode != 0:
+                print(child.stderr[-4000:], file=sys.stderr)
+                return child.returncode
+            case = json.loads(child.stdout.strip().splitlines()[-1])
+            print_case(case)
+            cases.append(case)
+    path = save_result(args.name, {"command": " ".join(["bench/ingest_throughput.py", *sys.argv[1:]]),
+                                   "spread_hours": SPREAD_HOURS, "cases": cases})
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
