@@ -413,7 +413,7 @@ def _replay_one(hub, tables, sinks, hub_id: str) -> ReplayItem:
         was_delivered = delivered(conn, [hub_id, stored_plan.merged_into if stored_plan else None])
     item = ReplayItem(hub_id, row.channel, row.shop, row.order_id)
     document = json.loads(row.document) if isinstance(row.document, str) else row.document
-    old_order = Order.model_validate(crypto.open_all(document))  # personal fields are sealed at rest
+    old_order = Order.model_validate_json(json.dumps(crypto.open_all(document)))  # personal fields sealed at rest
     old_plan = OrderPlan.model_validate(stored_plan.plan) if stored_plan else None
     item.old_status = stored_plan.status if stored_plan else None
     item.old_fingerprint = stored_plan.fingerprint if stored_plan else None
