@@ -1,7 +1,9 @@
 """Daily reconciliation: a statement day against the hub's orders and refunds.
 
     import   statement lines stored once (natural key: source, movement, txn id, refund no)
-    match    payment line -> order by 商户订单号 (= the channel order id); refund line -> refund by refund number
+    match    payment line -> order by 商户订单号 (= the channel order id), else by the provider's transaction id
+             (支付宝交易号 / 微信订单号) among the payments of the orders paid that day (an account whose 商户订单号 is
+             not the order id still matches); refund line -> refund by refund number
     findings paid_no_order       the statement has money for no hub order
              order_no_payment    a hub order paid that day (settling through this account) is not in the statement
              amount_differs      both exist, the amounts differ (payments and refunds)
@@ -139,6 +141,18 @@ def _orders_by_id(conn, order_ids: set[str], channels: list[str] | None) -> dict
     return found
 
 
+def _orders_by_txn(orders: Iterable[sa.Row]) -> dict[str, sa.Row]:
+    """channel_txn_id of each payment of the canonical order documents -> the order."""
+    out: dict[str, sa.Row] = {}
+    for order in orders:
+        document = order.document if isinstance(order.document, dict) else {}
+        for payment in document.get("payments") or []:
+            txn = payment.get("channel_txn_id") if isinstance(payment, dict) else None
+            if txn:
+                out.setdefault(str(txn), order)
+    return out
+
+
 def reconcile_day(engine: Engine, source: str, day: date, channels: list[str]) -> SourceReport:
     """Match the stored statement lines of (source, day) to the hub; store the findings; emit receipts."""
     report = SourceReport(source, day)
@@ -160,8 +174,8 @@ def reconcile_day(engine: Engine, source: str, day: date, channels: list[str]) -
         expected_orders, expected_refunds = [], []
         if source != "cod" and channels:
             expected_orders = list(conn.execute(
-                sa.select(t.orders.c.hub_id, t.orders.c.channel, t.orders.c.order_id, t.orders.c.paid_total,
-                          t.orders.c.document)
+                sa.select(t.orders.c.hub_id, t.orders.c.channel, t.orders.c.shop, t.orders.c.order_id,
+                          t.orders.c.paid_total, t.orders.c.currency, t.orders.c.document)
                 .where(t.orders.c.channel.in_(channels), t.orders.c.paid_at >= start, t.orders.c.paid_at < end)))
             expected_refunds = list(conn.execute(
                 sa.select(refunds_t).where(refunds_t.c.channel.in_(channels), refunds_t.c.status == "SUCCESS",
@@ -170,12 +184,20 @@ def reconcile_day(engine: Engine, source: str, day: date, channels: list[str]) -
             receipts.c.source == source, receipts.c.txn_id.in_({ln.txn_id for ln in payments}))).scalars())
 
     differs = "cod_differs" if source == "cod" else "amount_differs"
+    by_txn = _orders_by_txn(expected_orders)
     matched: list[tuple[sa.Row, sa.Row]] = []
+    settled_ids = {ln.out_trade_no for ln in payments}
     for ln in payments:
         report.payments += 1
         report.payment_total += ln.amount
         report.fees += ln.fee
         order = orders.get(ln.out_trade_no)
+        if order is None or (channels and order.channel not in channels):
+            # the transaction id the channel's order carries is the surer key; an order id alone may be another
+            # channel's same-numbered order
+            order = by_txn.get(ln.txn_id) or order
+        if order is not None:
+            settled_ids.add(order.order_id)
         if order is None:
             report.findings.append(Finding(source, "paid_no_order", "payment", ln.txn_id, ln.out_trade_no,
                                            actual=ln.amount))
@@ -186,7 +208,6 @@ def reconcile_day(engine: Engine, source: str, day: date, channels: list[str]) -
             report.matched += 1
             report.matched_total += ln.amount
             matched.append((ln, order))
-    settled_ids = {ln.out_trade_no for ln in payments}
     for order in expected_orders:
         document = order.document if isinstance(order.document, dict) else {}
         if order.order_id in settled_ids or document.get("is_cod"):
