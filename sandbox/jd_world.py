@@ -503,6 +503,11 @@ class JdWorld:
         order = JdOrder(shop=shop.slug, order_id=order_id, created=created, modified=modified, data=data,
                         buyer=buyer, malformed=malformed, visible_at=visible_at)
         self.orders[order_id] = order
+        # JD takes the units off the shelf when the order is placed (下单减库存), never below 0: a shop whose shelf
+        # was set too high still gets the order (an oversold order is still an order).
+        shelf = self.stock[shop.slug]
+        for listing, num in picks:
+            shelf[listing.sku_id] = max(0, shelf.get(listing.sku_id, 0) - num)
         return order
 
     @staticmethod
