@@ -45,7 +45,9 @@ Compute = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
 
 def text(value: Any) -> str:
     """Any scalar as a string (ids arrive as int64 from TOP and JD; keep them as strings)."""
-    if isinstance(value, bool) or isinstance(value, (dict, list)):
+    if type(value) is str:  # the common case; str(value) of a str is the value itself
+        return value.strip()
+    if isinstance(value, (bool, dict, list)):
         raise ValueError(f"expected a scalar, got {type(value).__name__}")
     return str(value).strip()
 
@@ -68,7 +70,20 @@ def yuan_to_fen(value: Any) -> int:
 
 def shanghai_time(value: Any) -> datetime:
     """'2024-03-01 12:00:00' as Asia/Shanghai wall time -> aware UTC datetime."""
-    parsed = datetime.strptime(str(value).strip()[:19], "%Y-%m-%d %H:%M:%S")
+    wall = str(value).strip()[:19]
+    parsed = None
+    # strptime costs ~10x fromisoformat; the canonical shape (ASCII digits, fixed separators) takes the fast parser,
+    # anything else - or a shape that is not a real date - goes to strptime, so accepted values and errors are the
+    # strict parser's own
+    if (len(wall) == 19 and wall[4] == "-" and wall[7] == "-" and wall[10] == " " and wall[13] == ":"
+            and wall[16] == ":" and wall.isascii()
+            and (wall[:4] + wall[5:7] + wall[8:10] + wall[11:13] + wall[14:16] + wall[17:]).isdigit()):
+        try:
+            parsed = datetime.fromisoformat(wall)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        parsed = datetime.strptime(wall, "%Y-%m-%d %H:%M:%S")
     return parsed.replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
@@ -207,6 +222,9 @@ class Mapper:
                            f"transforms are {', '.join(sorted(self.transforms))}",
                 mapping=source,
             )
+        # each field spec becomes one closure, once: paths split, transforms and tables resolved, error text built
+        # only when a record fails (the per-record cost was mostly re-deriving these)
+        self._fields = self._compile_object(spec.fields)
 
     def _check(self, fields: Mapping[str, FieldSpec], model: type[BaseModel], where: str, problems: list[str]) -> None:
         known = _model_fields(model)
@@ -239,77 +257,173 @@ class Mapper:
         """Map one raw record; RecordError (with field, path and group key) when a value cannot be mapped."""
         if not isinstance(record, Mapping):
             raise RecordError("record is not a JSON object", group_key="malformed record", mapping=self.source)
-        return self._object(self.spec.fields, record, context, "")
+        return self._fields(record, context, "")
 
-    def _object(self, fields: Mapping[str, FieldSpec], record: Mapping[str, Any], context: Mapping[str, Any],
-                prefix: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, fspec in fields.items():
-            value = self._field(name, fspec, record, context, prefix)
-            if value is not _MISSING:
-                out[name] = value
-        return out
+    def _compile_object(self, fields: Mapping[str, FieldSpec]) -> Callable[[Mapping[str, Any], Mapping[str, Any], str],
+                                                                          dict[str, Any]]:
+        compiled = [(name, self._compile_field(name, fspec)) for name, fspec in fields.items()]
 
-    def _field(self, name: str, fspec: FieldSpec, record: Mapping[str, Any], context: Mapping[str, Any],
-               prefix: str) -> Any:
-        field_name = f"{prefix}{name}"
-        path_used = None
+        def map_object(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+            # a field closure never answers "missing": it returns its default, None, a value or raises
+            return {name: field_fn(record, context, prefix) for name, field_fn in compiled}
+
+        return map_object
+
+    def _compile_field(self, name: str, fspec: FieldSpec) -> Callable[[Mapping[str, Any], Mapping[str, Any], str], Any]:
+        """One field spec as a closure ``(record, context, prefix) -> value``; ``prefix`` names the enclosing object
+        (``lines[0].``) and is only read to word an error."""
+        source = self.source
+        paths = [(p, p.split(".")) for p in fspec.paths()]
+        finish = self._compile_finish(name, fspec)
+
         if fspec.const is not None:
-            value = fspec.const
-        elif fspec.context is not None:
-            value = context.get(fspec.context, _MISSING)
-        elif fspec.compute is not None:
-            try:
-                value = self.computes[fspec.compute](record, context)
-            except RecordError:
-                raise
-            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                raise RecordError(f"{field_name}: {fspec.compute} failed: {exc}", field=field_name,
-                                  group_key=f"invalid {field_name}", mapping=self.source) from exc
-        else:
-            value = _MISSING
-            for p in fspec.paths():
-                candidate = _get_path(record, p)
-                if candidate is not _MISSING and candidate not in (None, ""):
-                    value, path_used = candidate, p
-                    break
-            if fspec.each is not None:
+            const = fspec.const
+
+            def const_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                return finish(const, prefix, None)
+
+            return const_field
+        if fspec.context is not None:
+            key = fspec.context
+
+            def context_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                return finish(context.get(key, _MISSING), prefix, None)
+
+            return context_field
+        if fspec.compute is not None:
+            compute_name, compute = fspec.compute, self.computes[fspec.compute]
+
+            def compute_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                try:
+                    value = compute(record, context)
+                except RecordError:
+                    raise
+                except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                    field_name = f"{prefix}{name}"
+                    raise RecordError(f"{field_name}: {compute_name} failed: {exc}", field=field_name,
+                                      group_key=f"invalid {field_name}", mapping=source) from exc
+                return finish(value, prefix, None)
+
+            return compute_field
+
+        def lookup(record: Mapping[str, Any]) -> tuple[Any, str | None]:
+            """The first non-empty value among the paths, and the path it came from."""
+            for dotted, parts in paths:
+                node: Any = record
+                for part in parts:
+                    # a plain dict skips the slower ABC check
+                    if (type(node) is not dict and not isinstance(node, Mapping)) or part not in node:
+                        node = _MISSING
+                        break
+                    node = node[part]
+                if node is not _MISSING and node not in (None, ""):
+                    return node, dotted
+            return _MISSING, None
+
+        if fspec.each is not None:
+            child = self._compile_object(fspec.fields or {})
+
+            def each_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                value, path_used = lookup(record)
                 if value is _MISSING:
                     value = []
                 if not isinstance(value, list):
+                    field_name = f"{prefix}{name}"
                     raise RecordError(f"{field_name}: {path_used} is not a list", field=field_name,
-                                      group_key=f"invalid {field_name}", mapping=self.source)
-                return [self._object(fspec.fields or {}, item if isinstance(item, Mapping) else {}, context,
-                                     f"{field_name}[{i}].") for i, item in enumerate(value)]
-            if fspec.fields is not None:
-                return self._object(fspec.fields, record, context, f"{field_name}.")
-        if value is _MISSING or value in (None, ""):
-            if fspec.default is not _MISSING:
-                return fspec.default
-            if fspec.required:
-                where = " or ".join(fspec.paths()) or fspec.context or fspec.compute
-                raise RecordError(f"{field_name}: required value missing at {where}", field=field_name,
-                                  path=where, group_key=f"missing {field_name}", mapping=self.source)
-            return None
-        for via in fspec.vias():
+                                      group_key=f"invalid {field_name}", mapping=source)
+                return [child(item if type(item) is dict or isinstance(item, Mapping) else {}, context,
+                              f"{prefix}{name}[{i}].")
+                        for i, item in enumerate(value)]
+
+            return each_field
+        if fspec.fields is not None:
+            nested = self._compile_object(fspec.fields)
+
+            def object_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                return nested(record, context, f"{prefix}{name}.")
+
+            return object_field
+
+        if len(paths) == 1 and len(paths[0][1]) == 1:
+            return self._compile_top_level_path(name, fspec, paths[0][0], finish)
+
+        def path_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+            value, path_used = lookup(record)
+            return finish(value, prefix, path_used)
+
+        return path_field
+
+    def _compile_top_level_path(self, name: str, fspec: FieldSpec, key: str,
+                                finish: Callable[[Any, str, str | None], Any]
+                                ) -> Callable[[Mapping[str, Any], Mapping[str, Any], str], Any]:
+        """The common case, one top-level key, with the plain and the one-transform finish inlined. ``record`` is
+        always a Mapping here (apply and each see to it); ``get`` answers as ``key in record`` then ``record[key]``
+        would."""
+        vias = fspec.vias()
+        if fspec.map is not None or len(vias) > 1:
+            def key_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                return finish(record.get(key, _MISSING), prefix, key)  # finish reads the path only for a value
+
+            return key_field
+        if not vias:
+            def plain_key_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+                value = record.get(key, _MISSING)
+                if value is _MISSING or value in (None, ""):
+                    return finish(value, prefix, None)
+                return value
+
+            return plain_key_field
+        source, via, transform = self.source, vias[0], self.transforms[vias[0]]
+
+        def transformed_key_field(record: Mapping[str, Any], context: Mapping[str, Any], prefix: str) -> Any:
+            value = record.get(key, _MISSING)
+            if value is _MISSING or value in (None, ""):
+                return finish(value, prefix, None)
             try:
-                value = self.transforms[via](value)
+                return transform(value)
             except (ValueError, TypeError, ArithmeticError) as exc:
-                raise RecordError(f"{field_name}: {via} cannot read {_preview(value)} at {path_used}: {exc}",
-                                  field=field_name, path=path_used, group_key=f"invalid {field_name}",
-                                  mapping=self.source) from exc
-        if fspec.map is not None:
-            table = self.spec.tables[fspec.map]
-            key = str(value)
-            if key not in table:
-                raise RecordError(
-                    f"{field_name}: value {key!r} is not in table {fspec.map!r} of {self.source}",
-                    field=field_name, path=path_used, value=key, group_key=f"unmapped {fspec.map}={key}",
-                    mapping=self.source,
-                    how_to_fix=f"add {key!r} to tables.{fspec.map} in {self.source}, then `orderhub quarantine replay`",
-                )
-            value = table[key]
-        return value
+                raise _transform_error(source, f"{prefix}{name}", via, value, key, exc) from exc
+
+        return transformed_key_field
+
+    def _compile_finish(self, name: str, fspec: FieldSpec) -> Callable[[Any, str, str | None], Any]:
+        """Defaults, required check, transforms and table lookup of one field, as a closure
+        ``(value, prefix, path used) -> value``."""
+        source = self.source
+        default, required = fspec.default, fspec.required
+        where = " or ".join(fspec.paths()) or fspec.context or fspec.compute
+        vias = [(via, self.transforms[via]) for via in fspec.vias()]
+        table_name = fspec.map
+        table = self.spec.tables[table_name] if table_name is not None else None
+
+        def finish(value: Any, prefix: str, path_used: str | None) -> Any:
+            if value is _MISSING or value in (None, ""):
+                if default is not _MISSING:
+                    return default
+                if required:
+                    field_name = f"{prefix}{name}"
+                    raise RecordError(f"{field_name}: required value missing at {where}", field=field_name,
+                                      path=where, group_key=f"missing {field_name}", mapping=source)
+                return None
+            for via, transform in vias:
+                try:
+                    value = transform(value)
+                except (ValueError, TypeError, ArithmeticError) as exc:
+                    raise _transform_error(source, f"{prefix}{name}", via, value, path_used, exc) from exc
+            if table is not None:
+                key = str(value)
+                if key not in table:
+                    field_name = f"{prefix}{name}"
+                    raise RecordError(
+                        f"{field_name}: value {key!r} is not in table {table_name!r} of {source}",
+                        field=field_name, path=path_used, value=key, group_key=f"unmapped {table_name}={key}",
+                        mapping=source,
+                        how_to_fix=f"add {key!r} to tables.{table_name} in {source}, then `orderhub quarantine replay`",
+                    )
+                value = table[key]
+            return value
+
+        return finish
 
     def to_model(self, record: Mapping[str, Any], context: Mapping[str, Any]) -> BaseModel:
         """Map and validate: the canonical model instance, or RecordError naming the failing canonical fields."""
@@ -324,6 +438,12 @@ class Mapper:
                 + (f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
                 field=loc, group_key=f"invalid {loc}", mapping=self.source,
             ) from exc
+
+
+def _transform_error(source: str, field_name: str, via: str, value: Any, path_used: str | None,
+                     exc: Exception) -> RecordError:
+    return RecordError(f"{field_name}: {via} cannot read {_preview(value)} at {path_used}: {exc}",
+                       field=field_name, path=path_used, group_key=f"invalid {field_name}", mapping=source)
 
 
 def _preview(value: Any) -> str:
