@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.errors import RecordError
-from hub.ingest import IngestResult, Source, _archive_raw, quarantine_records, raw_json, storable_id
+from hub.ingest import IngestResult, Source, archive_raw, close_page, raw_json, storable_id
 from hub.logging import get_logger
 from hub.models import OrderStatus, Refund
 from hub.store import schema as t
@@ -73,7 +73,7 @@ def ingest_refunds(engine: Engine, source: Source, records: Iterable[Mapping[str
             good[refund.refund_id] = refund
 
     with engine.begin() as conn:
-        _archive_raw(conn, source, raws, now)
+        archive_raw(conn, source, raws, now)
         stored = _stored(conn, source, list(good))
         order_hubs = _order_hub_ids(conn, source, {r.order_id for r in good.values()})
         events, audits = [], []
@@ -112,14 +112,7 @@ def ingest_refunds(engine: Engine, source: Source, records: Iterable[Mapping[str
             conn.execute(sa.insert(t.outbox), events)
         if audits:
             conn.execute(sa.insert(t.audit_trail), audits)
-        result.quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
-        if quarantine_ids:
-            back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
-            if back:
-                conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
-                             .values(status="replayed", updated_at=now))
-        if in_same_transaction is not None:
-            in_same_transaction(conn)
+        result.quarantined = close_page(conn, source, bad, now, quarantine_ids, in_same_transaction)
     for _index, ext, exc, _raw in bad:
         log.warning("refund quarantined", external_id=ext, error=exc.to_dict())
     return result

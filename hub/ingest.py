@@ -108,7 +108,7 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
             good[ext] = (order, raw, index)
 
     with engine.begin() as conn:
-        _archive_raw(conn, source, raws, now)
+        archive_raw(conn, source, raws, now)
         existing = _existing(conn, source, list(good))
         outbox_rows, audit_rows = [], []
         new_orders, new_lines, new_bindings = [], [], []
@@ -159,17 +159,27 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
             conn.execute(sa.insert(t.outbox), outbox_rows)
         if audit_rows:
             conn.execute(sa.insert(t.audit_trail), audit_rows)
-        result.quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
-        if quarantine_ids:
-            back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
-            if back:
-                conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
-                             .values(status="replayed", updated_at=now))
-        if in_same_transaction is not None:
-            in_same_transaction(conn)
+        result.quarantined = close_page(conn, source, bad, now, quarantine_ids, in_same_transaction)
     for _index, ext, exc, _raw in bad:
         log.warning("record quarantined", external_id=ext, error=exc.to_dict())
     return result
+
+
+def close_page(conn: Connection, source: Source, bad: list[tuple[int, str | None, RecordError, str]],
+               now: datetime, quarantine_ids: Mapping[int, int] | None, in_same_transaction: CursorMove | None) -> int:
+    """The end of every ingester's page transaction: quarantine the bad records, mark the replayed quarantine rows
+    that now landed, and run the caller's bookkeeping (the cursor move) in the same transaction. Returns the number
+    of records quarantined."""
+    quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
+    if quarantine_ids:
+        still_bad = {b[0] for b in bad}
+        back = [qid for idx, qid in quarantine_ids.items() if idx not in still_bad]
+        if back:
+            conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
+                         .values(status="replayed", updated_at=now))
+    if in_same_transaction is not None:
+        in_same_transaction(conn)
+    return quarantined
 
 
 def raw_json(record: Any) -> tuple[str, RecordError | None]:
@@ -184,7 +194,7 @@ def raw_json(record: Any) -> tuple[str, RecordError | None]:
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:
-        # keep the raw payload, with the invalid code points as \uXXXX escapes (ASCII JSON stays loadable)
+        # keep the raw payload, with the invalid code points as backslash-u escapes (ASCII JSON stays loadable)
         return (json.dumps(json.loads(raw), ensure_ascii=True, sort_keys=True, separators=(",", ":")),
                 RecordError("record holds text that is not valid Unicode (lone surrogates: a bad encoding upstream)",
                             group_key="invalid text encoding"))
@@ -215,7 +225,7 @@ def _existing(conn: Connection, source: Source, external_ids: list[str]) -> dict
     return found
 
 
-def _archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], now: datetime) -> None:
+def archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], now: datetime) -> None:
     """Keep every distinct received version of every record (hash-deduplicated)."""
     if not raws:
         return

@@ -28,9 +28,9 @@ from hub.ingest import (
     CursorMove,
     IngestResult,
     Source,
-    _archive_raw,
+    archive_raw,
+    close_page,
     content_hash,
-    quarantine_records,
     raw_json,
     storable_id,
 )
@@ -81,7 +81,7 @@ def ingest_reviews(engine: Engine, source: Source, records: Iterable[Mapping[str
         good[review.review_id] = (review, score, content_hash(raw))
 
     with engine.begin() as conn:
-        _archive_raw(conn, source, raws, now)
+        archive_raw(conn, source, raws, now)
         stored = {r.review_id: r for r in conn.execute(sa.select(
             reviews.c.review_id, reviews.c.created_at, reviews.c.content_hash).where(
             reviews.c.channel == source.channel, reviews.c.shop == source.shop,
@@ -107,14 +107,7 @@ def ingest_reviews(engine: Engine, source: Source, records: Iterable[Mapping[str
                 alert="pending" if score <= LOW_SCORE else "none", stored_at=now))
             result.new += 1
         _link(conn, now, actor, channel=source.channel, shop=source.shop)
-        result.quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
-        if quarantine_ids:
-            back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
-            if back:
-                conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
-                             .values(status="replayed", updated_at=now))
-        if in_same_transaction is not None:
-            in_same_transaction(conn)
+        result.quarantined = close_page(conn, source, bad, now, quarantine_ids, in_same_transaction)
     for _index, ext, exc, _raw in bad:
         log.warning("review quarantined", external_id=ext, error=exc.to_dict())
     return result

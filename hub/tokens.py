@@ -4,8 +4,8 @@ Marketplace refresh tokens are single use (TOP, JD): once one process has refres
 configured refresh token is spent, and a second process (the next Airflow task, a restarted worker) that tried it
 again would be refused and the shop would stop until a person re-authorised it. So a refreshed grant is written to
 ``channel_tokens`` before anyone uses it, every client reads the newest grant when it starts, and the refresh itself
-runs while holding the account's row (``SELECT ... FOR UPDATE`` on MySQL, the write lock on SQLite): a process that
-waited finds the new grant and uses it instead of refreshing again (single flight across processes).
+runs while holding the account's lock in this process and its row (``SELECT ... FOR UPDATE`` on MySQL, the write
+lock on SQLite): a thread or process that waited finds the new grant and uses it instead of refreshing again.
 
 The ``Hub`` installs the store for its database (``use_store``); a connector used without a Hub (a unit test) keeps
 grants in memory only. Tokens are secrets: they are registered with the log redactor when read.
@@ -13,6 +13,7 @@ grants in memory only. Tokens are secrets: they are registered with the log reda
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,11 +108,24 @@ def current_store() -> TokenStore | None:
     return _STORE
 
 
+# one lock per account in this process: threads queue here, so only one of them holds the database row at a time
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(connector: str, account: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((connector, account), threading.Lock())
+
+
 @contextmanager
 def refreshing(connector: str, account: str) -> Iterator[RefreshSlot]:
-    """The store's locked slot, or a memory-only slot when no store is installed."""
-    if _STORE is None:
-        yield RefreshSlot(None, connector, account, None)
-        return
-    with _STORE.refreshing(connector, account) as slot:
-        yield slot
+    """Single flight for one account's refresh: the account's lock in this process, then its locked row in the
+    store (other processes), or a memory-only slot when no store is installed. Whoever waited finds the winner's
+    grant in ``slot.current``."""
+    with _lock_for(connector, account):
+        if _STORE is None:
+            yield RefreshSlot(None, connector, account, None)
+            return
+        with _STORE.refreshing(connector, account) as slot:
+            yield slot

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -171,13 +170,6 @@ def business_result(method: str, envelope: Mapping[str, Any], *, shop: str | Non
 
 # Refreshed tokens per (gateway, app key, shop): this process's copy of what hub.tokens stores for every process.
 _GRANTS: dict[tuple[str, str, str], Grant] = {}
-_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(key: tuple[str, str, str]) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
 
 
 class JdClient:
@@ -235,7 +227,7 @@ class JdClient:
     def refresh_access_token(self, stale: str) -> None:
         """Refresh the shop's token unless someone already replaced ``stale`` (single flight per shop)."""
         shop = self.shop
-        with _lock_for(self._key), tokens.refreshing("jd", self._account) as slot:
+        with tokens.refreshing("jd", self._account) as slot:  # single flight: threads and processes
             if slot.current is not None and slot.current.access_token != stale:
                 _GRANTS[self._key] = slot.current  # another process refreshed while we waited for its row
             if self.access_token != stale:

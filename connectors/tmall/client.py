@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,14 +98,7 @@ def classify(method: str, status_code: int, body: Any, *, shop: str | None = Non
 
 # Refreshed sessions per (gateway, app key, shop): this process's copy of what hub.tokens stores for every process.
 _GRANTS: dict[tuple[str, str, str], Grant] = {}
-_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
 REFRESH_MARGIN = timedelta(minutes=10)  # refresh a known-expiring session this long before it ends (or half its life)
-
-
-def _lock_for(key: tuple[str, str, str]) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
 
 
 class TopClient:
@@ -148,7 +140,7 @@ class TopClient:
     def refresh_session(self, stale: str) -> None:
         """Refresh the shop's session unless someone already replaced ``stale`` (single flight per shop)."""
         shop = self.settings.shop
-        with _lock_for(self._key), tokens.refreshing("tmall", self._account) as slot:
+        with tokens.refreshing("tmall", self._account) as slot:  # single flight: threads and processes
             if slot.current is not None and slot.current.access_token != stale:
                 _GRANTS[self._key] = slot.current  # another process refreshed while we waited for its row
             if self._session != stale:

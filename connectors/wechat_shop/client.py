@@ -21,7 +21,6 @@ refused again right after a refresh is a ConfigurationError: the sync stops for 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,13 +116,6 @@ class _Token:
 
 # Tokens per (API base, AppID): this process's copy; the stable token itself is shared by WeChat across processes.
 _TOKENS: dict[tuple[str, str], _Token] = {}
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(key: tuple[str, str]) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
 
 
 def forget_tokens() -> None:
@@ -177,7 +169,7 @@ class WxClient:
         valid for a few minutes, so other processes' calls in flight are not hurt). After a token errcode the plain
         fetch is tried first (another process may already have rotated it), then ``force_refresh``.
         """
-        with _lock_for(self._key), tokens.refreshing("wechat_shop", self._account) as slot:
+        with tokens.refreshing("wechat_shop", self._account) as slot:  # single flight: threads and processes
             if slot.current is not None and slot.current.access_token != stale and self._adopt(slot.current):
                 return slot.current.access_token  # another process fetched one while we waited for its row
             current = _TOKENS.get(self._key)

@@ -27,7 +27,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.errors import RecordError
-from hub.ingest import CursorMove, IngestResult, Source, _archive_raw, quarantine_records, raw_json, storable_id
+from hub.ingest import (
+    CursorMove,
+    IngestResult,
+    Source,
+    archive_raw,
+    close_page,
+    raw_json,
+    storable_id,
+)
 from hub.logging import get_logger
 from hub.models import StockLevel
 from hub.store import schema_stock as st
@@ -214,20 +222,11 @@ def ingest_stock_levels(engine: Engine, source: Source, records: Iterable[Mappin
                              source=f"{source.channel}:{source.shop}"[:64], at=now,
                              detail={"actor": actor}))
     with engine.begin() as conn:
-        _archive_raw(conn, source, raws, now)
+        archive_raw(conn, source, raws, now)
         ledger = record_movements(conn, good, now)
         result.changed = ledger.applied
         result.unchanged = ledger.unchanged + ledger.stale + ledger.duplicates
-        result.quarantined = quarantine_records(conn, source, bad, now, quarantine_ids or {})
-        if quarantine_ids:
-            from hub.store import schema as t
-
-            back = [qid for idx, qid in quarantine_ids.items() if idx not in {b[0] for b in bad}]
-            if back:
-                conn.execute(sa.update(t.quarantine).where(t.quarantine.c.id.in_(back))
-                             .values(status="replayed", updated_at=now))
-        if in_same_transaction is not None:
-            in_same_transaction(conn)
+        result.quarantined = close_page(conn, source, bad, now, quarantine_ids, in_same_transaction)
     for _index, ext, exc, _raw in bad:
         log.warning("stock record quarantined", external_id=ext, error=exc.to_dict())
     return result
