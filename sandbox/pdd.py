@@ -20,7 +20,7 @@ import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +43,8 @@ MAX_WINDOW = timedelta(minutes=30)  # §4: end_updated_at - start_updated_at <= 
 HISTORY = timedelta(days=90)  # §4: orders created within 3 months
 MAX_PAGE_SIZE = 100  # UNCONFIRMED maximum in the spec
 TOKEN_LIFETIME = timedelta(days=365)
+# the seeded tokens' end is fixed, not now + lifetime: two worlds of one seed serve identical credentials
+SEEDED_TOKEN_EXPIRY = datetime(2099, 12, 31, 15, 59, 59, tzinfo=UTC)
 
 # error_code -> (error_msg, sub_code). Numbers are sandbox choices (spec §4: UNCONFIRMED), distinct per cause so a
 # connector's classification can be exercised.
@@ -138,7 +140,7 @@ class PddWorld:
         for n, (slug, name) in enumerate((("pdd-flagship", "橙舍拼多多旗舰店"), ("pdd-outlet", "橙舍拼多多折扣店"))):
             shops[slug] = PddShop(slug, str(880000 + n * 7 + creds.randint(1, 6)), name,
                                   "".join(creds.choices(hexes, k=32)), "".join(creds.choices(hexes, k=32)),
-                                  clock.now() + TOKEN_LIFETIME)
+                                  SEEDED_TOKEN_EXPIRY)
         return cls("".join(creds.choices(hexes, k=32)), "".join(creds.choices(hexes, k=40)), shops,
                    rng=random.Random(f"{seed}:pdd:orders"))
 
