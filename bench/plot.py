@@ -20,14 +20,20 @@ def load(name: str) -> dict[str, Any] | None:
 
 
 def ingest_table(data: dict[str, Any]) -> str:
-    rows = ["| db | orders | e2e Hub.sync orders/s | µs/order | hub write path orders/s | (a) raw insert orders/s "
-            "| write/raw | (b) dlt merge orders/s | e2e/dlt | peak RSS e2e MB | lost |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| db | orders | e2e Hub.sync orders/s | µs/order | hub write path orders/s | (a) raw insert, same rows "
+            "| write/raw | (a2) raw insert, orders + lines | write/a2 | (b) dlt merge orders/s | write/dlt | e2e/dlt "
+            "| peak RSS e2e MB | lost |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in data["cases"]:
+        a2 = c.get("raw_insert_orders_lines")
+        a2_rate = f"{a2['orders_per_s']:,.0f}" if a2 else "-"
         rows.append(f"| {c['db']} | {c['orders']:,} | {c['e2e']['orders_per_s']:,.0f} "
                     f"| {c['e2e']['us_per_order']:,.0f} "
                     f"| {c['write']['orders_per_s']:,.0f} | {c['raw_insert']['orders_per_s']:,.0f} "
-                    f"| {c['ratios']['write_vs_raw']} | {c['dlt']['orders_per_s']:,.0f} | {c['ratios']['e2e_vs_dlt']} "
+                    f"| {c['ratios']['write_vs_raw']} "
+                    f"| {a2_rate} "
+                    f"| {c['ratios'].get('write_vs_raw_orders_lines', '-')} "
+                    f"| {c['dlt']['orders_per_s']:,.0f} | {c['ratios']['write_vs_dlt']} | {c['ratios']['e2e_vs_dlt']} "
                     f"| {c['e2e']['peak_rss_mb']} | {c['e2e']['lost']} |")
     return "\n".join(rows)
 
@@ -63,6 +69,9 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     ingest = load("ingest_throughput")
+    million = load("ingest_1m")  # the 1M-order cases run on their own (bench/README.md); drawn on the same axes
+    if ingest and million:
+        ingest = {**ingest, "cases": ingest["cases"] + million["cases"]}
     latency = load("latency")
     d11 = [d for d in (load("double11_sqlite"), load("double11_mariadb")) if d]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2))
@@ -70,12 +79,16 @@ def main() -> int:
     ax = axes[0]
     if ingest:
         styles = {"e2e": ("e2e Hub.sync", "-o"), "write": ("hub write path", "-s"),
-                  "raw_insert": ("(a) raw Core insert", "--^"), "dlt": ("(b) dlt merge", ":v")}
+                  "raw_insert": ("(a) raw Core insert, same rows", "--^"),
+                  "raw_insert_orders_lines": ("(a2) raw Core insert, orders + lines", "--x"),
+                  "dlt": ("(b) dlt merge", ":v")}
         for db in sorted({c["db"] for c in ingest["cases"]}):
             cases = sorted((c for c in ingest["cases"] if c["db"] == db), key=lambda c: c["orders"])
             for key, (label, style) in styles.items():
-                ax.plot([c["orders"] for c in cases], [c[key]["orders_per_s"] for c in cases], style,
-                        label=f"{db}: {label}")
+                measured = [c for c in cases if key in c]  # (a2) exists from the 1M-capable runs on
+                if measured:
+                    ax.plot([c["orders"] for c in measured], [c[key]["orders_per_s"] for c in measured], style,
+                            label=f"{db}: {label}")
         ax.axhline(1000, color="grey", linewidth=0.8, linestyle="-.", label="target 1 000 orders/s")
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -81,9 +81,12 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _hub(config: Path | None):
+    from hub.heap import freeze_startup_heap
     from hub.runtime import Hub
 
-    return Hub(_settings(config))
+    hub = Hub(_settings(config))
+    freeze_startup_heap()
+    return hub
 
 
 # -- init / config / db ---------------------------------------------------------------------------------------------

@@ -54,6 +54,13 @@ def text(value: Any) -> str:
 
 def yuan_to_fen(value: Any) -> int:
     """'198.00' (yuan, string) -> 19800 fen, exactly; refuses floats and more than 2 decimals."""
+    if type(value) is str:
+        # the common shape, plain ASCII digits with at most two decimals ("198.00", "12.5", "7"), in integer
+        # arithmetic; signs, exponents, spaces inside and every odd shape go to Decimal below, which decides
+        whole, dot, cents = value.strip().partition(".")
+        if (whole.isdigit() and whole.isascii() and len(cents) <= 2
+                and (not cents or (cents.isdigit() and cents.isascii()))):
+            return int(whole) * 100 + (int(cents) * (10 if len(cents) == 1 else 1) if cents else 0)
     if isinstance(value, float):
         raise ValueError("money must not arrive as a float")
     try:

@@ -43,11 +43,14 @@ def install_redaction() -> None:
 
 def open_hub(config_path: str | Path):
     from hub.config import load_settings
+    from hub.heap import freeze_startup_heap
     from hub.runtime import Hub
 
     install_redaction()
     with hub_errors("load configuration"):
-        return Hub(load_settings(config_path))
+        hub = Hub(load_settings(config_path))
+    freeze_startup_heap()
+    return hub
 
 
 def _plain(report: Any) -> Any:

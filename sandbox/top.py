@@ -341,8 +341,7 @@ class TopGateway:
             raise invalid("end_modified", "start_modified 与 end_modified 的间隔不能超过一天 (window > 1 day)")
         if start < self.app.now() - MAX_LOOKBACK:
             raise invalid("start_modified", "只能查询三个月内的订单 (start_modified older than 3 months)")
-        return self._trade_page(params, shop, fields, lambda t: start <= t.modified <= end, lambda t: t.modified,
-                                shift=True)
+        return self._trade_page(params, shop, fields, "modified", start, end, shift=True)
 
     def trades_sold_get(self, params: Mapping[str, str], shop: TmallShop | None) -> dict:
         assert shop is not None
@@ -354,15 +353,16 @@ class TopGateway:
             raise invalid("end_created", "end_created 不能早于 start_created")
         if start < now - MAX_LOOKBACK:
             raise invalid("start_created", "只能查询三个月内的订单 (start_created older than 3 months)")
-        return self._trade_page(params, shop, fields, lambda t: start <= t.created <= end, lambda t: t.created)
+        return self._trade_page(params, shop, fields, "created", start, end)
 
     def _trade_page(
         self,
         params: Mapping[str, str],
         shop: TmallShop,
         fields: frozenset[str],
-        in_window: Callable[[Trade], bool],
-        order_key: Callable[[Trade], datetime],
+        time_field: str,
+        start: datetime,
+        end: datetime,
         shift: bool = False,
     ) -> dict:
         page_no = _int_param(params, "page_no", 1, 1, None)
@@ -372,21 +372,9 @@ class TopGateway:
         buyer_nick = params.get("buyer_nick")
         buyer_open_uid = params.get("buyer_open_uid")
         searched_at = clock.precise_now()
-
-        matches = [
-            trade
-            for trade in self.app.world.trades.values()
-            if trade.shop == shop.slug
-            # top.index_lag_s: the search index lags behind writes; fullinfo.get is not affected.
-            and trade.visible_at <= searched_at
-            and in_window(trade)
-            and (statuses is None or trade.status in statuses)
-            and trade.data["type"] in types
-            and (not buyer_nick or trade.data["buyer_nick"] == buyer_nick)
-            and (not buyer_open_uid or trade.data["buyer_open_uid"] == buyer_open_uid)
-        ]
-        # Newest first, ties by tid descending (spec §1.6: results ordered by modified descending).
-        matches.sort(key=lambda t: (order_key(t), t.tid), reverse=True)
+        search = (shop.slug, time_field, start, end, None if statuses is None else frozenset(statuses),
+                  frozenset(types), buyer_nick, buyer_open_uid)
+        matches = self._search(search, searched_at)
         first = (page_no - 1) * page_size
         page = matches[first : first + page_size]
 
@@ -401,6 +389,44 @@ class TopGateway:
             # paging forwards misses one) or jumps to the head of a window reaching now (a duplicate instead).
             self.app.world.flag_trade(page[0], self.app.now(), self.app.visible_at())
         return payload
+
+    def _search(self, search: tuple, searched_at: datetime) -> list[Trade]:
+        """The trades a list search matches, newest first, ties by tid descending (spec §1.6: ordered by modified
+        descending).
+
+        A reader pages through one search page by page, so the matches are kept (``World.search_cache``) while
+        they cannot have changed: no trade created or touched since (``World.book_version``) and no trade of the
+        search become visible since (``top.index_lag_s``). Without it each page rescans the whole trade book and a
+        million-order run costs the square of its size.
+        """
+        world = self.app.world
+        cached = world.search_cache.get(search)
+        if cached is not None:
+            version, matches, hidden_until = cached
+            if version == world.book_version and (hidden_until is None or searched_at < hidden_until):
+                return matches
+        slug, time_field, start, end, statuses, types, buyer_nick, buyer_open_uid = search
+        matches, hidden_until = [], None
+        for trade in world.trades.values():
+            if not (
+                trade.shop == slug
+                and start <= getattr(trade, time_field) <= end
+                and (statuses is None or trade.status in statuses)
+                and trade.data["type"] in types
+                and (not buyer_nick or trade.data["buyer_nick"] == buyer_nick)
+                and (not buyer_open_uid or trade.data["buyer_open_uid"] == buyer_open_uid)
+            ):
+                continue
+            # top.index_lag_s: the search index lags behind writes; fullinfo.get is not affected.
+            if trade.visible_at > searched_at:
+                hidden_until = trade.visible_at if hidden_until is None else min(hidden_until, trade.visible_at)
+                continue
+            matches.append(trade)
+        matches.sort(key=lambda t: (getattr(t, time_field), t.tid), reverse=True)
+        if len(world.search_cache) >= 32:  # readers page through a few searches at a time; forget the oldest
+            world.search_cache.pop(next(iter(world.search_cache)))
+        world.search_cache[search] = (world.book_version, matches, hidden_until)
+        return matches
 
     def _degrade(self, wire: dict, trade: Trade, degraded: dict | None) -> dict:
         """``top.degraded_list`` (Double 11 degraded mode): drop nodes of a deterministic share of the trades."""

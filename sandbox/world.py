@@ -423,6 +423,10 @@ class World:
     refunds: dict[str, Refund] = field(default_factory=dict)
     next_refund_id: int = FIRST_REFUND_ID
     rates: list[TradeRate] = field(default_factory=list)
+    # Bumped by every write that can move a trade in or out of a list search (a new trade, a touch); the TOP
+    # gateway's search cache is only valid at the version it was computed at. See TopGateway._trade_page.
+    book_version: int = 0
+    search_cache: dict = field(default_factory=dict, repr=False, compare=False)
     # (shop, num_iid, sku_id) -> quantity on the shelf; (shop, outer_sku_id) -> every push the channel was told
     stock: dict[tuple[str, int, str], int] = field(default_factory=dict)
     stock_told: dict[tuple[str, str], list[StockTold]] = field(default_factory=dict)
@@ -665,6 +669,7 @@ class World:
             kind=kind,
         )
         self.trades[tid] = trade
+        self.book_version += 1
         if kind != "closed":
             # Tmall takes stock off the shelf when an order is placed (拍下减库存); never below zero.
             for sku, num in zip(skus, nums):
@@ -712,9 +717,9 @@ class World:
         }
         self.tmc.publish(shop.slug, shop.user_id, shop.seller_nick, topic, content, refund.modified)
 
-    @staticmethod
-    def touch(trade: Trade, at: datetime, visible_at: datetime) -> None:
+    def touch(self, trade: Trade, at: datetime, visible_at: datetime) -> None:
         """Advance ``modified`` to max(at, previous + 1 s) so every change is visible to a modified-window reader."""
+        self.book_version += 1
         trade.modified = max(at.replace(microsecond=0), trade.modified + timedelta(seconds=1))
         trade.data["modified"] = clock.format_wire(trade.modified)
         trade.visible_at = visible_at
