@@ -266,7 +266,8 @@ def print_case(case: dict[str, Any]) -> None:
               f"{case['ratios']['write_vs_raw_orders_lines']}x)")
     print(f"  ref (b) dlt merge   {d['orders_per_s']:>9,.0f} orders/s  {d['us_per_order']:>7,.0f} us/order  "
           f"CPU {d.get('hub_cpu_s')} s  stored {d['stored']:,}")
-    print(f"  write/raw {case['ratios']['write_vs_raw']}x (target >= 0.5)   write/dlt {case['ratios']['write_vs_dlt']}x "
+    print(f"  write/raw {case['ratios']['write_vs_raw']}x (target >= 0.5)   "
+          f"write/dlt {case['ratios']['write_vs_dlt']}x "
           f"(target > 1; both load the same fetched pages)   e2e/dlt {case['ratios']['e2e_vs_dlt']}x (e2e also fetches)"
           f"   e2e >= 1000/s: {'yes' if e['orders_per_s'] >= 1000 else 'NO'}   "
           f"peak RSS e2e {e['peak_rss_mb']} MB, whole case {case['peak_rss_mb']} MB")
