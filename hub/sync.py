@@ -8,6 +8,12 @@ its own transaction; the page that finishes a window also moves the cursor to th
 transaction*, so a crash between a fetch and its commit leaves the cursor where the data is, and the next run reads
 the window again (idempotently, thanks to the version guard). The cursor never passes the window that was read.
 Windows stay open in the ledger; the delayed re-scan that closes them is the compensation sweep.
+
+A page's transaction whose database connection is lost (a server restart, a KILL, a network cut) is written again
+within the run (``hub.retry.retry_on_lost_connection``): it rolled back whole, rows and cursor together, so it is
+safe to repeat; if its COMMIT had landed after all, the repeat is a no-op under the version guard, and the ledger's
+bookkeeping sets values instead of adding to them so it cannot count a page twice. Only when the connection keeps
+failing does the run stop, with a TransientError; the next run then resumes from the cursor.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from hub.entities import ingest_page
 from hub.errors import ConfigurationError, TransientError
 from hub.ingest import IngestResult, Source
 from hub.logging import bind_run, get_logger
+from hub.retry import retry_on_lost_connection
 from hub.store import schema as t
 from hub.store.db import reading
 from hub.store.schema import utcnow
@@ -146,17 +153,26 @@ def _read_window(engine: Engine, source: Source, stream: WindowedStream, start: 
             )).inserted_primary_key[0]
         window_result = IngestResult()
         pages = 0
+        seen = 0  # records of this window's pages committed so far
         for page in stream.read_window(start, end):
             pages += 1
+            # one list for every attempt: a retry must write the same records, not what is left of an iterator
+            records = list(page.records)
+            seen_after = seen + len(records)
 
-            def bookkeeping(conn: Connection, page=page, pages=pages) -> None:
+            def bookkeeping(conn: Connection, page=page, pages=pages, seen=seen_after) -> None:
+                # absolute values, not increments: a repeat of a page whose commit did land leaves them right
                 conn.execute(sa.update(t.sync_windows).where(t.sync_windows.c.id == window_id).values(
-                    pages=pages, records_seen=t.sync_windows.c.records_seen + len(page.records),
-                    reported_total=page.reported_total, scanned_at=utcnow()))
+                    pages=pages, records_seen=seen, reported_total=page.reported_total, scanned_at=utcnow()))
                 if page.is_last:
                     set_cursor(conn, source.channel, source.shop, stream.name, end)
 
-            window_result.add(ingest_page(engine, source, page.records, in_same_transaction=bookkeeping))
+            def write_page(records=records, bookkeeping=bookkeeping) -> IngestResult:
+                return ingest_page(engine, source, records, in_same_transaction=bookkeeping)
+
+            window_result.add(retry_on_lost_connection(write_page, engine=engine,
+                                                       what=f"page {pages} of window {window_label}"))
+            seen = seen_after
         report.windows += 1
         report.pages += pages
         report.result.add(window_result)
@@ -233,9 +249,18 @@ def _rescan_window(engine: Engine, source: Source, stream: WindowedStream, windo
         total: int | None = None
         for page in stream.read_window(start, end):
             pages += 1
-            ids.update(stream.external_id(r) or ("no id", len(ids)) for r in page.records)
+            # one list, read twice below and once more per retry: an iterator would be used up by the first pass
+            records = list(page.records)
+            ids.update(stream.external_id(r) or ("no id", len(ids)) for r in records)
             total = page.reported_total
-            found.add(ingest_page(engine, source, page.records, actor="sweep"))
+
+            def write_page(records=records) -> IngestResult:
+                return ingest_page(engine, source, records, actor="sweep")
+
+            # the page's own transaction, repeated when its connection is lost (idempotent: version guard)
+            found.add(retry_on_lost_connection(write_page, engine=engine,
+                                               what=f"re-scanned page {pages} of window {start.isoformat()}/"
+                                                    f"{end.isoformat()}"))
         seen = len(ids)
         agrees = found.new == 0 and found.changed == 0 and (total is None or seen == total)
         with engine.begin() as conn:
