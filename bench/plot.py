@@ -69,9 +69,12 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     ingest = load("ingest_throughput")
-    million = load("ingest_1m")  # the 1M-order cases run on their own (bench/README.md); drawn on the same axes
-    if ingest and million:
-        ingest = {**ingest, "cases": ingest["cases"] + million["cases"]}
+    # the 1M-order cases run on their own (`make bench-million`, or one database at a time: ingest_1m*.json);
+    # drawn on the same axes and listed in the same table
+    for path in sorted(RESULTS.glob("ingest_1m*.json")):
+        if ingest:
+            million = json.loads(path.read_text(encoding="utf-8"))
+            ingest = {**ingest, "cases": ingest["cases"] + million["cases"]}
     latency = load("latency")
     d11 = [d for d in (load("double11_sqlite"), load("double11_mariadb")) if d]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2))
