@@ -92,7 +92,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/plot.py
 
 # One million orders through the ingest benchmark (bench/README.md has the times: about half an hour on SQLite and
-# an hour on MariaDB, with some 30 GB of temporary files under /tmp); redraws the plot with the 1M points.
+# an hour on MariaDB, with tens of GB of temporary files under /tmp); redraws the plot with the 1M points.
 bench-million: $(BENCH_STAMP)
 	ORDERHUB_BENCH_MYSQL_URL=$(BENCH_MYSQL_URL) $(BIN)/python bench/ingest_throughput.py --orders 1000000 \
 		--db sqlite $(if $(ORDERHUB_SKIP_MYSQL),,mariadb) --name ingest_1m

@@ -220,8 +220,8 @@ def run_dlt(db: str, work: Path, spilled_pages: Callable[[], Iterator[tuple[Any,
         dataset = MARIADB_URL.rsplit("/", 1)[1]  # on MySQL a dataset is a database: stay in the bench one
 
     if db == "sqlite":
-        # one load job at a time: SQLite takes one writer, and at 1M orders dlt's parallel load jobs (20 threads by
-        # default, one per load file) outwait its 5 s lock timeout
+        # one load job at a time: SQLite takes one writer (a 1M run with dlt's default parallel load jobs failed in
+        # the load step)
         os.environ["LOAD__WORKERS"] = "1"
     reading = {"seconds": 0.0, "cpu": 0.0}  # time dlt spends waiting on the spill file: not dlt's, subtracted
 
