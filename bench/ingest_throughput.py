@@ -160,7 +160,17 @@ def raw_insert(db: str, work: Path, spilled_pages: Callable[[], Iterator[tuple[A
                full: bool) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from hub.ingest import _audit, _event, _line_rows, _order_row, content_hash, new_hub_id, raw_json
+    from hub.ingest import (
+        _accepted_audit,
+        _binding_row,
+        _event,
+        _line_rows,
+        _order_row,
+        _raw_row,
+        content_hash,
+        new_hub_id,
+        raw_json,
+    )
     from hub.store import create_engine_for
     from hub.store import schema as t
 
@@ -183,14 +193,11 @@ def raw_insert(db: str, work: Path, spilled_pages: Callable[[], Iterator[tuple[A
             rows[t.order_lines].extend(_line_rows(hub_id, order))
             if full:
                 raw, _ = raw_json(record)
-                keys = {"channel": source.channel, "shop": source.shop, "entity": source.entity,
-                        "external_id": order.order_id}
-                rows[t.bindings].append({**keys, "hub_id": hub_id, "created_at": now})
-                rows[t.raw_payloads].append({**keys, "content_hash": content_hash(raw), "updated_at": order.updated_at,
-                                             "received_at": now, "payload": raw})
+                rows[t.bindings].append(_binding_row(source, order.order_id, hub_id, now))
+                rows[t.raw_payloads].append(_raw_row(source, order.order_id, content_hash(raw), order.updated_at,
+                                                     raw, now))
                 rows[t.outbox].append(_event("order.accepted", hub_id, 1, order, now))
-                rows[t.audit_trail].append(_audit(hub_id, now, "order.accepted", "sync", {
-                    "version": 1, "status": order.status.value, "updated_at": order.updated_at.isoformat()}))
+                rows[t.audit_trail].append(_accepted_audit(hub_id, order, now, "sync"))
         cpu0, started = time.process_time(), time.perf_counter()
         with engine.begin() as conn:
             for table, table_rows in rows.items():

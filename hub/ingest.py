@@ -129,14 +129,11 @@ def ingest_records(engine: Engine, source: Source, records: Iterable[Mapping[str
             stored = existing.get(ext)
             if stored is None:
                 hub_id = new_hub_id()
-                new_bindings.append({"channel": source.channel, "shop": source.shop, "entity": source.entity,
-                                     "external_id": ext, "hub_id": hub_id, "created_at": now})
+                new_bindings.append(_binding_row(source, ext, hub_id, now))
                 new_orders.append(_order_row(hub_id, order, 1, now, first_seen=now))
                 new_lines.extend(_line_rows(hub_id, order))
                 outbox_rows.append(_event("order.accepted", hub_id, 1, order, now))
-                audit_rows.append(_audit(hub_id, now, "order.accepted", actor,
-                                         {"version": 1, "status": order.status.value,
-                                          "updated_at": order.updated_at.isoformat()}))
+                audit_rows.append(_accepted_audit(hub_id, order, now, actor))
                 result.new += 1
                 result.hub_ids.append(hub_id)
                 continue
@@ -256,9 +253,7 @@ def archive_raw(conn: Connection, source: Source, raws: list[dict[str, Any]], no
         if key in known or key in seen:
             continue
         seen.add(key)
-        fresh.append({"channel": source.channel, "shop": source.shop, "entity": source.entity,
-                      "external_id": item["external_id"], "content_hash": item["hash"],
-                      "updated_at": item["updated_at"], "received_at": now, "payload": item["raw"]})
+        fresh.append(_raw_row(source, item["external_id"], item["hash"], item["updated_at"], item["raw"], now))
     insert_rows(conn, t.raw_payloads, fresh)
 
 
@@ -297,6 +292,16 @@ def quarantine_records(conn: Connection, source: Source, bad: list[tuple[int, st
     return count
 
 
+def _binding_row(source: Source, ext: str, hub_id: str, now: datetime) -> dict[str, Any]:
+    return {"channel": source.channel, "shop": source.shop, "entity": source.entity, "external_id": ext,
+            "hub_id": hub_id, "created_at": now}
+
+
+def _raw_row(source: Source, ext: str, digest: str, updated_at: datetime, raw: str, now: datetime) -> dict[str, Any]:
+    return {"channel": source.channel, "shop": source.shop, "entity": source.entity, "external_id": ext,
+            "content_hash": digest, "updated_at": updated_at, "received_at": now, "payload": raw}
+
+
 def _order_row(hub_id: str, order: Order, version: int, now: datetime, first_seen: datetime | None = None
                ) -> dict[str, Any]:
     row = {
@@ -323,6 +328,11 @@ def _event(event_type: str, hub_id: str, version: int, order: Order, now: dateti
             "payload": {"channel": order.platform, "shop": order.shop_id, "order_id": order.order_id,
                         "status": order.status.value, "version": version,
                         "updated_at": order.updated_at.isoformat()}}
+
+
+def _accepted_audit(hub_id: str, order: Order, now: datetime, actor: str) -> dict[str, Any]:
+    return _audit(hub_id, now, "order.accepted", actor, {"version": 1, "status": order.status.value,
+                                                         "updated_at": order.updated_at.isoformat()})
 
 
 def _audit(hub_id: str, now: datetime, action: str, actor: str, detail: dict[str, Any]) -> dict[str, Any]:

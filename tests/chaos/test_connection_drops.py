@@ -70,6 +70,14 @@ def _dropping_ingest(monkeypatch, db_url: str, drop_on) -> dict:
     return calls
 
 
+def _fifty_orders_in_three_pages(sandbox, hub) -> list[str]:
+    """50 paid orders that the sync reads as three pages of one window, last to first: 10, 20, 20."""
+    set_faults(sandbox.url, wms__auto_ship=False)
+    for shop in hub.settings.shops:
+        shop.sync.page_size = 20
+    return create_orders(sandbox.url, count=50)
+
+
 def _windows_with_records(engine) -> list:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(t.sync_windows).where(t.sync_windows.c.records_seen > 0)))
@@ -81,10 +89,7 @@ def _as_utc(moment: datetime) -> datetime:
 
 def test_a_connection_dropped_once_mid_page_is_retried_within_the_run_which_ends_as_a_clean_run_would(
         sandbox, db_url, engine, hub, monkeypatch):
-    set_faults(sandbox.url, wms__auto_ship=False)
-    for shop in hub.settings.shops:
-        shop.sync.page_size = 20
-    tids = create_orders(sandbox.url, count=50)  # three pages of one window, read last to first: 10, 20, 20
+    tids = _fifty_orders_in_three_pages(sandbox, hub)
     # call 1: the earlier, empty window; 2: first page; 3: second page, dropped; 4: its retry; 5: third page
     calls = _dropping_ingest(monkeypatch, db_url, lambda n: n == 3)
     now = datetime.now(UTC)
@@ -113,10 +118,7 @@ def test_a_connection_dropped_once_mid_page_is_retried_within_the_run_which_ends
 
 def test_a_connection_that_keeps_dropping_fails_the_run_as_transient_with_nothing_half_written_and_the_next_run_resumes(
         sandbox, db_url, engine, hub, monkeypatch):
-    set_faults(sandbox.url, wms__auto_ship=False)
-    for shop in hub.settings.shops:
-        shop.sync.page_size = 20
-    tids = create_orders(sandbox.url, count=50)  # three pages of one window, read last to first: 10, 20, 20
+    tids = _fifty_orders_in_three_pages(sandbox, hub)
     real = sync_module.ingest_page
     calls = _dropping_ingest(monkeypatch, db_url, lambda n: n >= 3)  # the second page's every attempt
 
